@@ -1,0 +1,142 @@
+"""Errors in OpenAI's wire shape, and the taxonomy every upstream failure is mapped into."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import orjson
+
+
+class ErrorKind(StrEnum):
+    """Why an upstream attempt failed; decides fallback and what the client is told."""
+
+    INVALID_REQUEST = "invalid_request"  # the body is wrong for this model: the client's error
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    OPERATOR_AUTH = "operator_auth"  # the operator's provider key was refused
+    INSUFFICIENT_BALANCE = "insufficient_balance"  # the operator's prepaid balance is spent
+    SPENDING_LIMIT = "spending_limit"  # the operator's spending limit at the marketplace
+    RATE_LIMITED = "rate_limited"
+    MODEL_NOT_FOUND = "model_not_found"
+    UPSTREAM_SERVER = "upstream_server"  # 5xx or an upstream error passed through a marketplace
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    PROTOCOL = "protocol"  # malformed body, dropped stream, unexpected shape
+    STREAM_ERROR = "stream_error"  # an error event inside a stream
+
+
+# Failures that say nothing about the client's request: another route may well succeed.
+RETRYABLE_KINDS = frozenset(
+    {
+        ErrorKind.OPERATOR_AUTH,
+        ErrorKind.INSUFFICIENT_BALANCE,
+        ErrorKind.SPENDING_LIMIT,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.MODEL_NOT_FOUND,
+        ErrorKind.UPSTREAM_SERVER,
+        ErrorKind.CONNECT,
+        ErrorKind.TIMEOUT,
+        ErrorKind.PROTOCOL,
+        ErrorKind.STREAM_ERROR,
+    }
+)
+
+# What the client sees when this kind is the last failure: (status, type, code).
+_CLIENT_VIEW: dict[ErrorKind, tuple[int, str, str]] = {
+    ErrorKind.INVALID_REQUEST: (400, "invalid_request_error", "invalid_request"),
+    ErrorKind.PAYLOAD_TOO_LARGE: (413, "invalid_request_error", "payload_too_large"),
+    ErrorKind.OPERATOR_AUTH: (502, "server_error", "upstream_auth_failed"),
+    ErrorKind.INSUFFICIENT_BALANCE: (503, "server_error", "upstream_unavailable"),
+    ErrorKind.SPENDING_LIMIT: (503, "server_error", "upstream_unavailable"),
+    ErrorKind.RATE_LIMITED: (429, "rate_limit_error", "upstream_rate_limited"),
+    ErrorKind.MODEL_NOT_FOUND: (404, "not_found_error", "model_not_found"),
+    ErrorKind.UPSTREAM_SERVER: (502, "server_error", "upstream_error"),
+    ErrorKind.CONNECT: (502, "server_error", "upstream_connect_failed"),
+    ErrorKind.TIMEOUT: (504, "server_error", "upstream_timeout"),
+    ErrorKind.PROTOCOL: (502, "server_error", "upstream_protocol_error"),
+    ErrorKind.STREAM_ERROR: (502, "server_error", "upstream_stream_error"),
+}
+
+
+class GatewayError(Exception):
+    """An error answered to the client in OpenAI's shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return error_body(self.message, self.type, self.code, self.param)
+
+    def encoded(self) -> bytes:
+        return orjson.dumps(self.body())
+
+
+def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def invalid(message: str, param: str | None = None, code: str | None = "invalid_value") -> GatewayError:
+    return GatewayError(400, message, type="invalid_request_error", code=code, param=param)
+
+
+class UpstreamError(Exception):
+    """One failed upstream attempt, already mapped to the taxonomy by its adapter."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        upstream_code: str | None = None,
+        cost_usd=None,
+        cost_source: str | None = None,
+        usage=None,
+        upstream_request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.upstream_code = upstream_code
+        # A marketplace may charge for a failed call; the attempt is metered with it.
+        self.cost_usd = cost_usd
+        self.cost_source = cost_source
+        self.usage = usage
+        self.upstream_request_id = upstream_request_id
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS
+
+    def to_client(self, *, route_name: str | None = None) -> GatewayError:
+        status, type_, code = _CLIENT_VIEW[self.kind]
+        if self.kind in (ErrorKind.INVALID_REQUEST, ErrorKind.PAYLOAD_TOO_LARGE):
+            message = self.message
+        else:
+            where = f" ({route_name})" if route_name else ""
+            message = f"Upstream failure{where}: {self.message}"
+        headers: dict[str, str] = {}
+        if self.retry_after is not None and status in (429, 503):
+            headers["retry-after"] = str(max(1, int(round(self.retry_after))))
+        return GatewayError(status, message, type=type_, code=code, headers=headers)
+
+    def stream_event(self, *, route_name: str | None = None) -> bytes:
+        err = self.to_client(route_name=route_name)
+        return b"data: " + orjson.dumps(err.body()) + b"\n\n"

@@ -1,0 +1,208 @@
+"""Settings read from the environment once, at start, and validated with clear messages."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A bad configuration value; the message names the variable and what is expected."""
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _positive_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise SettingsError(f"{name} must be greater than 0, got {value!r}")
+    return number
+
+
+def _int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value!r}")
+    return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 60.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # None means: start an embedded Postgres in data_dir.
+    database_url: str | None = None
+    data_dir: Path = Path(".switchyard")
+    admin_token: str | None = field(default=None, repr=False)
+
+    baseten_api_key: str | None = field(default=None, repr=False)
+    baseten_base_url: str = "https://inference.baseten.co/v1"
+    xpay_api_key: str | None = field(default=None, repr=False)
+    xpay_mcp_url: str = "https://mcp.xpay.sh/mcp"
+    orthogonal_api_key: str | None = field(default=None, repr=False)
+    orthogonal_base_url: str = "https://api.orth.sh/v1"
+
+    timeouts: Timeouts = Timeouts()
+    catalog_path: Path | None = None
+    catalog_overrides_path: Path | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_attempts: int = 3
+    max_fallback_seconds: float = 120.0
+
+    xpay_rpm: int = 60
+    xpay_concurrency: int = 10
+
+    usage_queue_max: int = 100_000
+    usage_flush_rows: int = 500
+    usage_flush_seconds: float = 0.2
+    usage_spill_path: Path | None = None
+
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 15.0
+
+    metrics_tenant_cap: int = 100
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def enabled_front_ends(self) -> list[str]:
+        keys = {
+            "baseten": self.baseten_api_key,
+            "xpay": self.xpay_api_key,
+            "orthogonal": self.orthogonal_api_key,
+        }
+        return [name for name, key in keys.items() if key]
+
+    def spill_path(self) -> Path:
+        return self.usage_spill_path or (self.data_dir / "usage-spill.jsonl")
+
+    def secret_values(self) -> list[str]:
+        """The secrets' values, for the log redactor."""
+        return [getattr(self, name) for name in _SECRETS if getattr(self, name)]
+
+    def redacted(self) -> dict[str, object]:
+        """What may be logged: every setting, secrets replaced by whether they are set."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRETS:
+                out[f.name] = "set" if value else "unset"
+            elif f.name == "database_url" and value:
+                out[f.name] = _redact_url(value)
+            else:
+                out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+_SECRETS = {"admin_token", "baseten_api_key", "xpay_api_key", "orthogonal_api_key"}
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build Settings from an environment mapping; raise SettingsError naming the bad variable."""
+    env = dict(os.environ if env is None else env)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else None
+
+    kw: dict[str, object] = {}
+    if (value := get("DATABASE_URL")) is not None:
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise SettingsError(f"DATABASE_URL must be a postgresql:// URL, got {_redact_url(value)!r}")
+        kw["database_url"] = value.replace("postgresql+asyncpg://", "postgresql://", 1)
+    if (value := get("SWITCHYARD_DATA_DIR")) is not None:
+        kw["data_dir"] = Path(value)
+    if (value := get("SWITCHYARD_ADMIN_TOKEN")) is not None:
+        if len(value) < 16:
+            raise SettingsError("SWITCHYARD_ADMIN_TOKEN must be at least 16 characters")
+        kw["admin_token"] = value
+    for key_var, url_var, key_field, url_field in (
+        ("BASETEN_API_KEY", "BASETEN_BASE_URL", "baseten_api_key", "baseten_base_url"),
+        ("XPAY_API_KEY", "XPAY_MCP_URL", "xpay_api_key", "xpay_mcp_url"),
+        ("ORTHOGONAL_API_KEY", "ORTHOGONAL_BASE_URL", "orthogonal_api_key", "orthogonal_base_url"),
+    ):
+        if (value := get(key_var)) is not None:
+            kw[key_field] = value
+        if (value := get(url_var)) is not None:
+            kw[url_field] = _url(url_var, value)
+
+    kw["timeouts"] = Timeouts(
+        connect=_positive_float("UPSTREAM_CONNECT_TIMEOUT", get("UPSTREAM_CONNECT_TIMEOUT") or "5"),
+        first_byte=_positive_float("UPSTREAM_FIRST_BYTE_TIMEOUT", get("UPSTREAM_FIRST_BYTE_TIMEOUT") or "60"),
+        total=_positive_float("UPSTREAM_TOTAL_TIMEOUT", get("UPSTREAM_TOTAL_TIMEOUT") or "600"),
+    )
+    if (value := get("SWITCHYARD_CATALOG")) is not None:
+        kw["catalog_path"] = _existing_file("SWITCHYARD_CATALOG", value)
+    if (value := get("SWITCHYARD_CATALOG_OVERRIDES")) is not None:
+        kw["catalog_overrides_path"] = _existing_file("SWITCHYARD_CATALOG_OVERRIDES", value)
+    ints = {
+        "SWITCHYARD_MAX_BODY_BYTES": ("max_body_bytes", 1024),
+        "SWITCHYARD_MAX_ATTEMPTS": ("max_attempts", 1),
+        "XPAY_RPM": ("xpay_rpm", 1),
+        "XPAY_CONCURRENCY": ("xpay_concurrency", 1),
+        "USAGE_QUEUE_MAX": ("usage_queue_max", 100),
+        "USAGE_FLUSH_ROWS": ("usage_flush_rows", 1),
+        "METRICS_TENANT_CAP": ("metrics_tenant_cap", 1),
+        "SWITCHYARD_BREAKER_FAILURES": ("breaker_failures", 1),
+    }
+    for var, (name, minimum) in ints.items():
+        if (value := get(var)) is not None:
+            kw[name] = _int(var, value, minimum)
+    floats = {
+        "SWITCHYARD_MAX_FALLBACK_SECONDS": "max_fallback_seconds",
+        "USAGE_FLUSH_SECONDS": "usage_flush_seconds",
+        "SWITCHYARD_BREAKER_COOLDOWN_SECONDS": "breaker_cooldown_seconds",
+    }
+    for var, name in floats.items():
+        if (value := get(var)) is not None:
+            kw[name] = _positive_float(var, value)
+    if (value := get("USAGE_SPILL_PATH")) is not None:
+        kw["usage_spill_path"] = Path(value)
+    if (value := get("LOG_LEVEL")) is not None:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+        kw["log_level"] = value.upper()
+    if (value := get("LOG_JSON")) is not None:
+        kw["log_json"] = _bool("LOG_JSON", value)
+    return Settings(**kw)  # type: ignore[arg-type]
+
+
+def _existing_file(name: str, value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise SettingsError(f"{name} must name an existing file, got {value!r}")
+    return path
