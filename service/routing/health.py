@@ -1,0 +1,171 @@
+"""Per-route circuit breakers, cool-downs and latency, shared by every request in a process."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from service.errors import ErrorKind
+
+CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+
+# A marketplace's empty balance or spending limit will not mend itself in seconds.
+_LONG_COOLDOWN_KINDS = {ErrorKind.INSUFFICIENT_BALANCE, ErrorKind.SPENDING_LIMIT}
+_IMMEDIATE_KINDS = _LONG_COOLDOWN_KINDS | {ErrorKind.OPERATOR_AUTH}
+
+
+@dataclass(slots=True)
+class BreakerConfig:
+    window_seconds: float = 60.0
+    min_failures: int = 5
+    failure_ratio: float = 0.5
+    cooldown_seconds: float = 15.0
+    max_cooldown_seconds: float = 300.0
+    long_cooldown_seconds: float = 300.0
+
+
+@dataclass(slots=True)
+class RouteHealth:
+    state: int = CLOSED
+    open_until: float = 0.0
+    cooldown: float = 0.0
+    probing: bool = False
+    outcomes: deque = field(default_factory=deque)  # (time, ok)
+    failed: int = 0  # failures among `outcomes`, kept as they come and go (read on every plan)
+    latency_ema: float | None = None
+    ttft_ema: float | None = None
+
+    def failures(self) -> int:
+        return self.failed
+
+
+class HealthBoard:
+    def __init__(self, config: BreakerConfig | None = None, clock=time.monotonic) -> None:
+        self.config = config or BreakerConfig()
+        self._routes: dict[str, RouteHealth] = {}
+        self._clock = clock
+        self.on_change = None  # callable(route_name, state): metrics hook
+
+    def _get(self, route: str) -> RouteHealth:
+        health = self._routes.get(route)
+        if health is None:
+            health = self._routes[route] = RouteHealth()
+        return health
+
+    def state(self, route: str) -> int:
+        health = self._routes.get(route)
+        if health is None or health.state == CLOSED:
+            return CLOSED
+        if health.state == OPEN and self._clock() >= health.open_until:
+            self._set(route, health, HALF_OPEN)
+        return health.state
+
+    def available(self, route: str) -> tuple[bool, str | None]:
+        """May a request be sent on this route now? Half-open lets one probe through."""
+        state = self.state(route)
+        if state == CLOSED:
+            return True, None
+        health = self._routes[route]
+        if state == OPEN:
+            return False, f"circuit open for {max(0.0, health.open_until - self._clock()):.0f} s"
+        if health.probing:
+            return False, "circuit half-open, probe in flight"
+        return True, None
+
+    def begin(self, route: str) -> None:
+        health = self._routes.get(route)
+        if health is not None and health.state == HALF_OPEN:
+            health.probing = True
+
+    def success(self, route: str, latency: float | None = None, ttft: float | None = None) -> None:
+        health = self._get(route)
+        now = self._clock()
+        self._record(health, now, True)
+        if latency is not None:
+            health.latency_ema = latency if health.latency_ema is None else 0.8 * health.latency_ema + 0.2 * latency
+        if ttft is not None:
+            health.ttft_ema = ttft if health.ttft_ema is None else 0.8 * health.ttft_ema + 0.2 * ttft
+        if health.state != CLOSED:
+            health.cooldown = 0.0
+            health.probing = False
+            health.outcomes.clear()
+            health.failed = 0
+            self._set(route, health, CLOSED)
+
+    def failure(self, route: str, kind: ErrorKind, retry_after: float | None = None) -> None:
+        cfg = self.config
+        health = self._get(route)
+        now = self._clock()
+        self._record(health, now, False)
+        health.probing = False
+        if kind in _LONG_COOLDOWN_KINDS:
+            self._open(route, health, now, max(cfg.long_cooldown_seconds, retry_after or 0))
+            return
+        if retry_after is not None and kind == ErrorKind.RATE_LIMITED:
+            self._open(route, health, now, min(retry_after, cfg.max_cooldown_seconds))
+            return
+        if kind in _IMMEDIATE_KINDS or health.state == HALF_OPEN:
+            self._open(route, health, now, None)
+            return
+        failures = health.failures()
+        if failures >= cfg.min_failures and failures / len(health.outcomes) >= cfg.failure_ratio:
+            self._open(route, health, now, None)
+
+    def neutral(self, route: str) -> None:
+        """An attempt that ended for the client's reasons (bad request, disconnect)."""
+        health = self._routes.get(route)
+        if health is not None:
+            health.probing = False
+
+    def _open(self, route: str, health: RouteHealth, now: float, duration: float | None) -> None:
+        cfg = self.config
+        if duration is None:
+            health.cooldown = min(cfg.max_cooldown_seconds, (health.cooldown * 2) or cfg.cooldown_seconds)
+            duration = health.cooldown
+        health.open_until = now + duration
+        self._set(route, health, OPEN)
+
+    def _record(self, health: RouteHealth, now: float, ok: bool) -> None:
+        outcomes = health.outcomes
+        outcomes.append((now, ok))
+        if not ok:
+            health.failed += 1
+        horizon = now - self.config.window_seconds
+        while outcomes and (outcomes[0][0] < horizon or len(outcomes) > 200):
+            _, was_ok = outcomes.popleft()
+            if not was_ok:
+                health.failed -= 1
+
+    def _set(self, route: str, health: RouteHealth, state: int) -> None:
+        if health.state != state:
+            health.state = state
+            if self.on_change is not None:
+                self.on_change(route, state)
+
+    def reset(self) -> None:
+        """Forget every route's history (operators' manual reset; tests)."""
+        for name in list(self._routes):
+            health = self._routes.pop(name)
+            if health.state != CLOSED and self.on_change is not None:
+                self.on_change(name, CLOSED)
+
+    def latency(self, route: str) -> float | None:
+        health = self._routes.get(route)
+        return health.latency_ema if health else None
+
+    def ttft(self, route: str) -> float | None:
+        health = self._routes.get(route)
+        return health.ttft_ema if health else None
+
+    def failure_rate(self, route: str) -> float:
+        health = self._routes.get(route)
+        if not health or not health.failed:
+            return 0.0
+        return health.failed / len(health.outcomes)
+
+    def snapshot(self) -> dict[str, dict]:
+        return {
+            name: {"state": ("closed", "half_open", "open")[self.state(name)], "failure_rate": self.failure_rate(name)}
+            for name in list(self._routes)
+        }

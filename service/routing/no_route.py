@@ -1,0 +1,74 @@
+"""The error a client gets when no route can serve its request: it says why."""
+
+from __future__ import annotations
+
+from service.catalog.model import Catalog
+from service.errors import GatewayError
+from service.routing.planner import Plan
+
+_FEATURE_CODES = {
+    "unsupported_tools": ("tools", "tools"),
+    "unsupported_json_mode": ("response_format", "JSON mode (response_format json_object)"),
+    "unsupported_structured_outputs": ("response_format", "structured outputs (response_format json_schema)"),
+    "unsupported_vision": ("messages", "image input"),
+    "unsupported_audio": ("messages", "audio input"),
+    "unsupported_reasoning_effort": ("reasoning_effort", "reasoning_effort"),
+    "max_output": ("max_tokens", "the requested max_tokens"),
+    "param_limit": ("stop", "this many stop sequences"),
+    "require_parameters": ("provider.require_parameters", "every parameter sent"),
+}
+
+
+_CHOSEN_CODES = frozenset({"provider_only", "provider_ignore", "no_fallback", "policy", "front_end_disabled",
+                           "price_unknown"})
+
+
+def no_route_error(plan: Plan, catalog: Catalog) -> GatewayError:
+    codes = {e.code for e in plan.excluded}
+    if "context_length_exceeded" in codes and codes <= {"context_length_exceeded"} | set(_FEATURE_CODES):
+        too_long = {e.route.split(":", 1)[1] for e in plan.excluded if e.code == "context_length_exceeded"}
+        largest = max(catalog.models[m].context_length for m in too_long)
+        return GatewayError(
+            400,
+            f"This request is longer than every eligible model allows; the largest context available is "
+            f"{largest} tokens. Reduce the messages or max_tokens.",
+            code="context_length_exceeded",
+            param="messages",
+        )
+    if "max_cost" in codes and not codes & {"circuit_open", "at_capacity"}:
+        return GatewayError(
+            402,
+            "Every route that could serve this request costs more than provider.max_cost_usd in the worst case.",
+            type="insufficient_quota",
+            code="max_cost_exceeded",
+            param="provider.max_cost_usd",
+            headers={"x-should-retry": "false"},
+        )
+    # Routes the client or its tenant ruled out say nothing about why the rest failed.
+    telling = codes - _CHOSEN_CODES
+    for code, (param, what) in _FEATURE_CODES.items():
+        if code in telling and not (telling - set(_FEATURE_CODES) - {"context_length_exceeded"}):
+            return GatewayError(
+                400,
+                f"No model eligible for `{plan.requested_model}` supports {what}. "
+                + "; ".join(sorted({e.reason for e in plan.excluded if e.code == code}))[:600],
+                code="unsupported_feature",
+                param=param,
+            )
+    transient = {"circuit_open", "at_capacity"}
+    if codes & transient:
+        return GatewayError(
+            503,
+            "Every route for this request is temporarily unavailable (open circuits or capacity limits); retry shortly.",
+            type="server_error",
+            code="no_route_available",
+            headers={"retry-after": "5"},
+        )
+    reasons = "; ".join(f"{e.route}: {e.reason}" for e in plan.excluded[:8])
+    return GatewayError(
+        400 if codes - transient - {"front_end_disabled", "price_unknown"} else 503,
+        f"No route can serve this request. {reasons}",
+        type="invalid_request_error",
+        code="no_route",
+        param="model",
+    )
