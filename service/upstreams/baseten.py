@@ -1,0 +1,272 @@
+"""Baseten's Model APIs, called directly: OpenAI's wire format, billed per token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+
+from service.catalog.model import Route
+from service.chat.sse import DONE, SSEParser
+from service.errors import ErrorKind, UpstreamError
+from service.settings import Timeouts
+from service.upstreams.base import AttemptResult, Completion, CostSource, Usage
+from service.upstreams.errors_map import from_status
+from service.upstreams.http import timeout_extension
+
+# Fields of the gateway's own request extensions, never sent upstream.
+GATEWAY_ONLY_FIELDS = ("provider", "models")
+
+
+def upstream_body(route: Route, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The body as the upstream should see it: the client's fields, the routed model, usage asked."""
+    out = {k: v for k, v in body.items() if k not in GATEWAY_ONLY_FIELDS}
+    out["model"] = route.model
+    if stream:
+        out["stream"] = True
+        options = dict(out.get("stream_options") or {})
+        # Usage is needed for metering whatever the client asked; the relay hides it if unwanted.
+        options["include_usage"] = True
+        out["stream_options"] = options
+    else:
+        out.pop("stream", None)
+        out.pop("stream_options", None)
+    return out
+
+
+def computed_result(route: Route, usage: Usage | None, request_id: str | None) -> AttemptResult:
+    cost = None
+    if usage is not None:
+        cost = route.pricing.token_cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    return AttemptResult(usage=usage, cost_usd=cost, cost_source=CostSource.COMPUTED, upstream_request_id=request_id)
+
+
+@asynccontextmanager
+async def _transport_errors(limit: float, what: str):
+    """A deadline, and transport failures mapped to the taxonomy. httpx-aiohttp reports a refused
+    connection as ConnectTimeout, so both connect errors mean CONNECT; a read that broke after the
+    answer started is PROTOCOL; any other timeout is TIMEOUT."""
+    try:
+        async with asyncio.timeout(limit):
+            yield
+    except TimeoutError:
+        raise UpstreamError(ErrorKind.TIMEOUT, f"{what} within {limit:g} s") from None
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise UpstreamError(ErrorKind.CONNECT, f"connection failed: {type(exc).__name__}") from None
+    except httpx.TimeoutException as exc:
+        raise UpstreamError(ErrorKind.TIMEOUT, f"timed out: {type(exc).__name__}") from None
+    except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        raise UpstreamError(ErrorKind.PROTOCOL, f"answer broken: {type(exc).__name__}") from None
+    except httpx.TransportError as exc:
+        raise UpstreamError(ErrorKind.CONNECT, f"connection failed: {type(exc).__name__}") from None
+
+
+class BasetenAdapter:
+    front_end = "baseten"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str, timeouts: Timeouts,
+                 *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._client = client
+        # With the transport, requests skip AsyncClient's per-request work (cookie jar, redirects,
+        # auth hooks) that this upstream never needs: a fifth of the gateway's CPU under load.
+        self._transport = transport
+        self._extensions = timeout_extension(timeouts)
+        # Parsed once: building each request from a parsed URL and headers takes a third of the time.
+        self._url = httpx.URL(base_url.rstrip("/") + "/chat/completions")
+        # Baseten documents the Api-Key scheme; the recorded traffic used it successfully.
+        self._headers = httpx.Headers({"Authorization": f"Api-Key {api_key}", "Content-Type": "application/json"})
+        self._timeouts = timeouts
+
+    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+        payload = orjson.dumps(upstream_body(route, body, stream=False))
+        request = self._request(payload)
+        async with _transport_errors(self._timeouts.total, "no answer"):
+            response = await self._send(request)
+            await response.aread()
+        request_id = response.headers.get("x-baseten-request-id")
+        if response.status_code != 200:
+            err = from_status(response.status_code, response.content, response.headers)
+            err.upstream_request_id = request_id
+            raise err
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(ErrorKind.PROTOCOL, "answer is not JSON", upstream_status=200) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamError(ErrorKind.PROTOCOL, "answer has no choices", upstream_status=200)
+        result = computed_result(route, Usage.from_openai(data.get("usage")), request_id)
+        choices = data["choices"]
+        if choices and isinstance(choices[0], dict):
+            result.finish_reason = choices[0].get("finish_reason")
+        return Completion(body=data, result=result)
+
+    async def stream(self, route: Route, body: dict[str, Any]) -> BasetenStream:
+        payload = orjson.dumps(upstream_body(route, body, stream=True))
+        request = self._request(payload)
+        deadline = time.monotonic() + self._timeouts.total
+        async with _transport_errors(self._timeouts.first_byte, "no first byte"):
+            response = await self._send(request)
+        request_id = response.headers.get("x-baseten-request-id")
+        if response.status_code != 200:
+            try:
+                async with asyncio.timeout(self._timeouts.first_byte):
+                    content = await response.aread()
+            except (TimeoutError, httpx.HTTPError):
+                content = b""
+            finally:
+                await response.aclose()
+            err = from_status(response.status_code, content, response.headers)
+            err.upstream_request_id = request_id
+            raise err
+        stream = BasetenStream(response, route, request_id, deadline, self._timeouts.first_byte)
+        await stream.prime()
+        return stream
+
+    def _request(self, payload: bytes) -> httpx.Request:
+        return httpx.Request("POST", self._url, content=payload, headers=self._headers, extensions=self._extensions)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """An unread, streaming response."""
+        if self._transport is not None:
+            return await self._transport.handle_async_request(request)
+        return await self._client.send(request, stream=True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class BasetenStream:
+    """Reads Baseten's SSE to `[DONE]` (never stopping at the first finish_reason, see the
+    DeepSeek recording), keeping the latest cumulative usage so a cut stream is still metered."""
+
+    def __init__(
+        self, response: httpx.Response, route: Route, request_id: str | None, deadline: float, first_byte: float
+    ) -> None:
+        self._response = response
+        self._route = route
+        self._deadline = deadline
+        self._first_byte = first_byte
+        self._raw = response.aiter_raw()
+        self._parser = SSEParser()
+        self._pending: deque[dict[str, Any]] = deque()
+        self._buffered: deque[bytes] = deque()
+        self._finished = False
+        self._result = computed_result(route, None, request_id)
+        # Baseten repeats the cumulative usage on every chunk; only the latest matters, so it is
+        # kept raw and parsed and priced once, when the result is read.
+        self._raw_usage: dict | None = None
+        self._priced_usage: dict | None = None
+
+    @property
+    def result(self) -> AttemptResult:
+        raw = self._raw_usage
+        if raw is not None and raw is not self._priced_usage:
+            self._priced_usage = raw
+            parsed = Usage.from_openai(raw)
+            if parsed is not None:
+                self._result.usage = parsed
+                self._result.cost_usd = self._route.pricing.token_cost(
+                    parsed.prompt_tokens, parsed.completion_tokens, parsed.cached_tokens
+                )
+        return self._result
+
+    def buffered(self) -> int:
+        """Events already read from the upstream: the relay sends them to the client in one write."""
+        return len(self._buffered) + len(self._pending)
+
+    async def prime(self) -> None:
+        """Read up to the first event so that failures before any byte reach the client can
+        still fall back to another route."""
+        try:
+            first = await self._next_event(first=True)
+        except BaseException:
+            await self.aclose()
+            raise
+        if first is not None:
+            self._pending.append(first)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while self._pending:
+                yield self._pending.popleft()
+            while (chunk := await self._next_event()) is not None:
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def _next_event(self, first: bool = False) -> dict[str, Any] | None:
+        while True:
+            if self._finished:
+                return None
+            payload = self._take_payload()
+            if payload is not None:
+                if payload == DONE:
+                    self._finished = True
+                    return None
+                return self._chunk(payload)
+            raw = await self._read(first)
+            if raw is None:
+                leftover = self._parser.close()
+                if leftover is not None and leftover.strip() == DONE:
+                    self._finished = True
+                    return None
+                raise UpstreamError(ErrorKind.PROTOCOL, "stream ended before [DONE]", usage=self.result.usage)
+            self._buffered.extend(self._parser.feed(raw))
+
+    def _take_payload(self) -> bytes | None:
+        return self._buffered.popleft() if self._buffered else None
+
+    async def _read(self, first: bool) -> bytes | None:
+        remaining = self._deadline - time.monotonic()
+        limit = min(remaining, self._first_byte) if first else remaining
+        if limit <= 0:
+            raise UpstreamError(ErrorKind.TIMEOUT, "stream exceeded the total time limit", usage=self.result.usage)
+        try:
+            async with asyncio.timeout(limit):
+                return await self._raw.__anext__()
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            what = "no first chunk" if first else "stream exceeded the total time limit"
+            raise UpstreamError(ErrorKind.TIMEOUT, what, usage=self.result.usage) from None
+        except httpx.TimeoutException:
+            # The transport's per-read limit: the stream stalled between chunks.
+            raise UpstreamError(ErrorKind.TIMEOUT, "stream stalled between chunks", usage=self.result.usage) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                ErrorKind.PROTOCOL, f"stream broken: {type(exc).__name__}", usage=self.result.usage
+            ) from None
+
+    def _chunk(self, payload: bytes) -> dict[str, Any]:
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(ErrorKind.PROTOCOL, "malformed stream chunk", usage=self.result.usage) from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError(ErrorKind.PROTOCOL, "stream chunk is not an object", usage=self.result.usage)
+        if "error" in chunk and "choices" not in chunk:
+            err = chunk["error"]
+            message = err.get("message") if isinstance(err, dict) else str(err)
+            raise UpstreamError(ErrorKind.STREAM_ERROR, str(message or "error event in stream"), usage=self.result.usage)
+        usage = chunk.get("usage")
+        if usage and isinstance(usage, dict):
+            self._raw_usage = usage
+        choices = chunk.get("choices")
+        if choices:
+            reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+            if reason:
+                self._result.finish_reason = reason
+        return chunk
+
+    async def aclose(self) -> None:
+        self._finished = True
+        await self._response.aclose()

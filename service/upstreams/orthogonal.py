@@ -1,0 +1,373 @@
+"""The Orthogonal front end: Baseten's chat completions through Orthogonal's Run API, priced per call.
+
+`POST {base}/run` with `{"api":"baseten","path":"/v1/chat/completions","method":"POST","body":{...}}`
+answers `{"success":true,"price":"<usd>","data":<upstream body>}`. The docs disagree on the price
+fields, so `price` (dollars) is read first and `priceCents` only when its unit is known (see
+`read_price`). Orthogonal does not stream: streams are replayed from the full answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from service.catalog.model import Route
+from service.errors import ErrorKind, UpstreamError
+from service.settings import Settings, Timeouts
+from service.upstreams.base import AttemptResult, Completion, CostSource, Usage
+from service.upstreams.baseten import GATEWAY_ONLY_FIELDS
+from service.upstreams.synth import ListChunkStream, chunks_from_completion
+
+_DROPPED = ("stream", "stream_options", *GATEWAY_ONLY_FIELDS)
+_CENTS_UNITS = (Decimal(100), Decimal(100_000))  # "cents" (docs variant B) or 1/100,000 USD (variant A)
+# The two readings of priceCents differ 1000x, so a window of 30x either side admits at most one.
+_PLAUSIBLE = Decimal(30)
+_QUOTE_CACHE_MAX = 1024
+_PROMPT_BUCKET_TOKENS = 256
+# Where a dryRun answer may put its price (its shape is undocumented).
+_QUOTE_KEYS = ("price", "estimatedPrice", "estimate", "estimatedCost", "cost")
+_DOLLARS = re.compile(r"\s*\$?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*(?:USD)?\s*", re.IGNORECASE)
+
+_CODE_KINDS = {
+    "UNAUTHORIZED": ErrorKind.OPERATOR_AUTH,
+    "INSUFFICIENT_CREDITS": ErrorKind.INSUFFICIENT_BALANCE,
+    "INSUFFICIENT_FUNDS": ErrorKind.INSUFFICIENT_BALANCE,
+    "RATE_LIMITED": ErrorKind.RATE_LIMITED,
+    "BAD_REQUEST": ErrorKind.INVALID_REQUEST,
+    "NOT_FOUND": ErrorKind.UPSTREAM_SERVER,  # Orthogonal cannot route our api/path: try elsewhere
+    "PAYLOAD_TOO_LARGE": ErrorKind.PAYLOAD_TOO_LARGE,
+}
+_STATUS_KINDS = {
+    401: ErrorKind.OPERATOR_AUTH,
+    402: ErrorKind.INSUFFICIENT_BALANCE,
+    403: ErrorKind.OPERATOR_AUTH,
+    413: ErrorKind.PAYLOAD_TOO_LARGE,
+    429: ErrorKind.RATE_LIMITED,
+}
+
+
+def parse_dollars(value: Any) -> Decimal | None:
+    """A dollar amount from "0.01", "$0.01", 0.01 or 1; None when it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return Decimal(value) if value >= 0 else None
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, str) and (match := _DOLLARS.fullmatch(value)):
+        return Decimal(match.group(1).replace(",", ""))
+    return None
+
+
+def _cents(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number >= 0 else None
+
+
+class PriceReader:
+    """Reads an envelope's charge; remembers priceCents' unit once an envelope shows both fields.
+
+    Rule: `price` (dollars) wins. `priceCents` alone is trusted only when its unit is known: learned
+    from an envelope that carried both (a ratio of 100 means cents, 100,000 means 1/100,000 USD), or
+    else when exactly one of the two readings lies within 30x of the token-price estimate for the same
+    call. Otherwise the price is unknown and the caller falls back to the estimate.
+    """
+
+    def __init__(self) -> None:
+        self.cents_unit: Decimal | None = None
+
+    def read(
+        self, envelope: dict[str, Any], expected: Decimal | None, keys: tuple[str, ...] = ("price",)
+    ) -> Decimal | None:
+        cents = _cents(envelope.get("priceCents"))
+        for key in keys:
+            dollars = _dollars_field(envelope.get(key))
+            if dollars is not None:
+                # Learn only from a priceCents large enough that rounding cannot fit both units.
+                if cents is not None and cents >= 10:
+                    for unit in _CENTS_UNITS:
+                        if abs(cents - dollars * unit) <= 1:
+                            self.cents_unit = unit
+                return dollars
+        if cents is None:
+            return None
+        if self.cents_unit is not None:
+            return cents / self.cents_unit
+        if expected is None or expected <= 0:
+            return None
+        low, high = expected / _PLAUSIBLE, expected * _PLAUSIBLE
+        plausible = [cents / unit for unit in _CENTS_UNITS if low <= cents / unit <= high]
+        return plausible[0] if len(plausible) == 1 else None
+
+
+def _dollars_field(value: Any) -> Decimal | None:
+    if isinstance(value, dict):  # {"price": "..."} / {"usd": ...} / {"amount": ...}
+        for key in ("price", "usd", "amount", "value"):
+            if (found := parse_dollars(value.get(key))) is not None:
+                return found
+        return None
+    return parse_dollars(value)
+
+
+def prompt_tokens_estimate(body: dict[str, Any]) -> int:
+    """About four characters a token over the JSON of messages and tools (the stand-ins use the same)."""
+    size = len(json.dumps(body.get("messages") or [], separators=(",", ":"), ensure_ascii=False))
+    if body.get("tools"):
+        size += len(json.dumps(body["tools"], separators=(",", ":"), ensure_ascii=False))
+    return math.ceil(size / 4)
+
+
+def _max_tokens(body: dict[str, Any]) -> int:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 4096  # Baseten's documented default
+
+
+class OrthogonalAdapter:
+    front_end = "orthogonal"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        quote_ttl: float = 30.0,
+        quote_timeout: float = 3.0,
+        failed_quote_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self._timeouts = timeouts
+        self._quote_ttl = quote_ttl
+        self._quote_timeout = quote_timeout
+        self._failed_quote_ttl = failed_quote_ttl
+        self._clock = clock
+        self._quotes: dict[str, tuple[float, Decimal | None]] = {}
+        self.prices = PriceReader()
+        self._balance: Decimal | None = None
+
+    @classmethod
+    def from_settings(cls, http: httpx.AsyncClient, settings: Settings) -> OrthogonalAdapter:
+        if not settings.orthogonal_api_key:
+            raise ValueError("ORTHOGONAL_API_KEY is not set")
+        return cls(http, settings.orthogonal_base_url, settings.orthogonal_api_key, timeouts=settings.timeouts)
+
+    @property
+    def balance(self) -> Decimal | None:
+        """The balance from the last `fetch_balance()`, None before any."""
+        return self._balance
+
+    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+        payload = self._envelope(route, body)
+        status, headers, envelope = await self._post(payload, self._timeouts.total)
+        if not (200 <= status < 300) or not isinstance(envelope, dict) or envelope.get("success") is False:
+            raise envelope_error(status, headers, envelope)
+        data = envelope.get("data")
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise UpstreamError(
+                    ErrorKind.PROTOCOL, "Orthogonal returned text where a completion was expected"
+                ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamError(ErrorKind.PROTOCOL, "Orthogonal envelope holds no chat completion")
+        usage = Usage.from_openai(data.get("usage"))
+        if usage is None:
+            usage = Usage(
+                prompt_tokens=prompt_tokens_estimate(body),
+                completion_tokens=math.ceil(len(json.dumps(data["choices"], ensure_ascii=False)) / 4),
+                estimated=True,
+            )
+        estimate = None
+        if route.estimate is not None:
+            estimate = route.estimate.token_cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+        price = self.prices.read(envelope, estimate)
+        cost, source = (price, CostSource.RECEIPT) if price is not None else (estimate, CostSource.ESTIMATED)
+        choices = data["choices"]
+        first = choices[0] if choices and isinstance(choices[0], dict) else {}
+        request_id = envelope.get("requestId") if isinstance(envelope.get("requestId"), str) else data.get("id")
+        result = AttemptResult(
+            usage=usage,
+            cost_usd=cost,
+            cost_source=source,
+            upstream_request_id=request_id if isinstance(request_id, str) else None,
+            finish_reason=first.get("finish_reason"),
+        )
+        return Completion(body=data, result=result)
+
+    async def stream(self, route: Route, body: dict[str, Any]) -> ListChunkStream:
+        completion = await self.complete(route, body)
+        return ListChunkStream(chunks_from_completion(completion.body), completion.result)
+
+    async def quote(self, route: Route, body: dict[str, Any]) -> Decimal | None:
+        """Orthogonal's price for this request before making it (a dryRun), or None if unavailable.
+
+        Cached briefly per (model, prompt size bucket, max_tokens); failures are cached for a few
+        seconds so an unreachable Orthogonal does not slow every plan down.
+        """
+        prompt = prompt_tokens_estimate(body)
+        max_tokens = _max_tokens(body)
+        key = hashlib.sha256(
+            f"{route.model}|{math.ceil(prompt / _PROMPT_BUCKET_TOKENS)}|{max_tokens}".encode()
+        ).hexdigest()
+        now = self._clock()
+        cached = self._quotes.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        price = await self._dry_run(route, body, prompt, max_tokens)
+        if len(self._quotes) >= _QUOTE_CACHE_MAX:
+            self._quotes = {k: v for k, v in self._quotes.items() if v[0] > now}
+            while len(self._quotes) >= _QUOTE_CACHE_MAX:
+                self._quotes.pop(next(iter(self._quotes)))
+        self._quotes[key] = (now + (self._quote_ttl if price is not None else self._failed_quote_ttl), price)
+        return price
+
+    async def fetch_balance(self) -> Decimal | None:
+        """GET /credits/balance (`{"balance":"$5.00"}`); the last known balance if it cannot be read."""
+        try:
+            async with asyncio.timeout(self._quote_timeout):
+                response = await self._http.get(f"{self._base}/credits/balance", headers=self._headers)
+            data = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, TimeoutError, ValueError):
+            return self._balance
+        if isinstance(data, dict) and (value := parse_dollars(data.get("balance"))) is not None:
+            self._balance = value
+        return self._balance
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""
+
+    async def _dry_run(self, route: Route, body: dict[str, Any], prompt: int, max_tokens: int) -> Decimal | None:
+        payload = {**self._envelope(route, body), "dryRun": True}
+        try:
+            status, _, envelope = await self._post(payload, self._quote_timeout)
+        except UpstreamError:
+            return None
+        if not (200 <= status < 300) or not isinstance(envelope, dict) or envelope.get("success") is False:
+            return None
+        expected = route.estimate.token_cost(prompt, max_tokens) if route.estimate else None
+        sources = [envelope]
+        if isinstance(envelope.get("data"), dict):
+            sources.append(envelope["data"])
+        for source in sources:
+            price = self.prices.read(source, expected, keys=_QUOTE_KEYS)
+            if price is not None:
+                return price
+        return None
+
+    def _envelope(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
+        upstream = {k: v for k, v in body.items() if k not in _DROPPED}
+        upstream["model"] = route.model
+        upstream["stream"] = False
+        return {"api": "baseten", "path": "/v1/chat/completions", "method": "POST", "body": upstream}
+
+    async def _post(self, payload: dict[str, Any], timeout: float) -> tuple[int, httpx.Headers, Any]:
+        http_timeout = httpx.Timeout(timeout, connect=min(self._timeouts.connect, timeout))
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._http.post(
+                    f"{self._base}/run",
+                    content=json.dumps(payload, ensure_ascii=False).encode(),
+                    headers=self._headers,
+                    timeout=http_timeout,
+                )
+        except TimeoutError:
+            raise UpstreamError(ErrorKind.TIMEOUT, f"Orthogonal did not answer within {timeout:g}s") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise UpstreamError(ErrorKind.CONNECT, "could not connect to Orthogonal") from None
+        except httpx.TimeoutException:
+            raise UpstreamError(ErrorKind.TIMEOUT, "Orthogonal did not answer in time") from None
+        except httpx.TransportError as exc:
+            message = f"connection to Orthogonal failed ({type(exc).__name__})"
+            raise UpstreamError(ErrorKind.PROTOCOL, message) from None
+        try:
+            envelope = response.json()
+        except ValueError:
+            envelope = None
+        if envelope is None and 200 <= response.status_code < 300:
+            raise UpstreamError(
+                ErrorKind.PROTOCOL, "Orthogonal answered with a body that is not JSON", upstream_status=response.status_code
+            )
+        return response.status_code, response.headers, envelope
+
+
+def envelope_error(status: int, headers: httpx.Headers, envelope: Any) -> UpstreamError:
+    """Map a failed Run API answer (error status, or success:false on any status) to the taxonomy."""
+    env = envelope if isinstance(envelope, dict) else {}
+    code = env.get("code") if isinstance(env.get("code"), str) else None
+    message = _error_message(env) or f"HTTP {status}"
+    data = env.get("data")
+    upstream_failure = code == "UPSTREAM_ERROR" or (isinstance(data, dict) and "error" in data)
+    if code in _CODE_KINDS:
+        kind = _CODE_KINDS[code]
+    elif upstream_failure:
+        if status in (413, 429):
+            kind = _STATUS_KINDS[status]
+        elif 400 <= status < 500:
+            kind = ErrorKind.INVALID_REQUEST
+        else:
+            kind = ErrorKind.UPSTREAM_SERVER
+    elif status in _STATUS_KINDS:
+        kind = _STATUS_KINDS[status]
+    elif 400 <= status < 500:
+        kind = ErrorKind.INVALID_REQUEST
+    elif status >= 500 or env.get("success") is False:
+        kind = ErrorKind.UPSTREAM_SERVER
+    else:
+        kind = ErrorKind.PROTOCOL
+        message = "Orthogonal answer is not a Run API envelope"
+    if kind is not ErrorKind.INVALID_REQUEST:
+        message = f"Orthogonal {code or 'error'} (HTTP {status}): {message}"
+    retry_after = None
+    if kind is ErrorKind.RATE_LIMITED:
+        try:
+            retry_after = float(headers.get("retry-after", ""))
+        except ValueError:
+            retry_after = None
+    return UpstreamError(kind, message[:500], upstream_status=status, upstream_code=code, retry_after=retry_after)
+
+
+def _error_message(env: dict[str, Any]) -> str:
+    """The most specific message: the upstream's own (data.error), then Orthogonal's."""
+    data = env.get("data")
+    if isinstance(data, dict):
+        inner = data.get("error")
+        if isinstance(inner, dict):
+            text = inner.get("message") or inner.get("detail")
+            if text:
+                return str(text)
+        elif isinstance(inner, str) and inner:
+            return inner
+        if isinstance(data.get("message"), str) and data["message"]:
+            return data["message"]
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:5])
+    for key in ("error", "message", "details"):
+        value = env.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and value.get("message"):
+            return str(value["message"])
+    return ""

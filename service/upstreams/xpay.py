@@ -1,0 +1,312 @@
+"""The xpay front end: Baseten's chat completions behind xpay's MCP meta-tools, $0.01 flat per call.
+
+One call is `tools/call xpay_run {"tool": "baseten_chat_completions", "input": {...}}`. The answer is
+the upstream JSON as text followed by a receipt (`Cost: $0.01 | Balance: $4.99 | xpay✦`). xpay's
+error placement is undocumented, so a tool result with isError, a JSON-RPC error and an HTTP status
+are all mapped into the same taxonomy. xpay cannot stream: streams are replayed from the full answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from service.catalog.model import Route
+from service.errors import ErrorKind, UpstreamError
+from service.settings import Settings, Timeouts
+from service.upstreams.base import AttemptResult, Completion, CostSource, Usage
+from service.upstreams.baseten import GATEWAY_ONLY_FIELDS
+from service.upstreams.mcp_client import (
+    McpClient,
+    McpConnectError,
+    McpError,
+    McpHttpError,
+    McpProtocolError,
+    McpRpcError,
+    McpTimeoutError,
+)
+from service.upstreams.ratelimit import ClientRateLimiter, Permit
+from service.upstreams.synth import ListChunkStream, chunks_from_completion
+from service.upstreams.xpay_parse import (
+    ToolSchema,
+    error_from_text,
+    first_json_object,
+    parse_balance_text,
+    parse_tool_schema,
+    split_receipt,
+    tool_texts,
+)
+
+TOOL = "baseten_chat_completions"
+PROVIDER_PREFIX = "baseten/"
+# Request fields that make no sense through a buffered MCP call, and the gateway's own extensions.
+_DROPPED = ("stream", "stream_options", *GATEWAY_ONLY_FIELDS)
+_FALLBACK_SCHEMA_TTL = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    tool: str
+    schema: ToolSchema
+    expires: float
+
+
+class XpayAdapter:
+    front_end = "xpay"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        api_key: str,
+        *,
+        rpm: int | None = 60,
+        concurrency: int | None = 10,
+        timeouts: Timeouts = Timeouts(),
+        tool: str = TOOL,
+        schema_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._timeouts = timeouts
+        self._mcp = McpClient(
+            http,
+            _with_key(url, api_key),
+            timeout=timeouts.total,
+            connect_timeout=timeouts.connect,
+        )
+        self.limiter = ClientRateLimiter(rpm, concurrency, clock=clock)
+        self._tool = tool
+        self._schema_ttl = schema_ttl
+        self._clock = clock
+        self._resolved: _Resolved | None = None
+        self._balance: Decimal | None = None
+
+    @classmethod
+    def from_settings(cls, http: httpx.AsyncClient, settings: Settings) -> XpayAdapter:
+        if not settings.xpay_api_key:
+            raise ValueError("XPAY_API_KEY is not set")
+        return cls(
+            http,
+            settings.xpay_mcp_url,
+            settings.xpay_api_key,
+            rpm=settings.xpay_rpm,
+            concurrency=settings.xpay_concurrency,
+            timeouts=settings.timeouts,
+        )
+
+    @property
+    def balance(self) -> Decimal | None:
+        """The prepaid balance from the latest receipt (or balance check), None before any."""
+        return self._balance
+
+    @property
+    def mcp(self) -> McpClient:
+        return self._mcp
+
+    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+        resolved = await self._resolve()
+        arguments = {"tool": resolved.tool, "input": encode_input(route, body, resolved.schema)}
+        result = await self._call("xpay_run", arguments, self._timeouts.total)
+        texts = tool_texts(result)
+        joined, receipt = split_receipt("\n".join(texts))
+        if receipt is not None:
+            self._balance = receipt.balance
+        if result.get("isError"):
+            error = error_from_text(joined)
+            if error.kind is ErrorKind.PROTOCOL and "not found" in error.message.lower():
+                self._resolved = None  # the tool moved: look it up again next time
+            if receipt is not None:
+                error.cost_usd = receipt.cost
+                error.cost_source = CostSource.RECEIPT
+            raise error
+        upstream = first_json_object(joined)
+        if upstream is None:
+            upstream = _structured_body(result.get("structuredContent"))
+        if upstream is None:
+            raise UpstreamError(ErrorKind.PROTOCOL, "xpay answer holds no JSON completion")
+        if not isinstance(upstream.get("choices"), list):
+            if "error" in upstream:
+                raise error_from_text("UPSTREAM_ERROR: " + json.dumps(upstream))
+            raise UpstreamError(ErrorKind.PROTOCOL, "xpay answer is not a chat completion")
+        if receipt is not None:
+            cost, source = receipt.cost, CostSource.RECEIPT
+        else:
+            cost, source = route.pricing.per_call, CostSource.COMPUTED
+        choices = upstream["choices"]
+        first = choices[0] if choices and isinstance(choices[0], dict) else {}
+        attempt = AttemptResult(
+            usage=Usage.from_openai(upstream.get("usage")),
+            cost_usd=cost,
+            cost_source=source,
+            upstream_request_id=upstream.get("id") if isinstance(upstream.get("id"), str) else None,
+            balance_usd=receipt.balance if receipt is not None else None,
+            finish_reason=first.get("finish_reason"),
+        )
+        return Completion(body=upstream, result=attempt)
+
+    async def stream(self, route: Route, body: dict[str, Any]) -> ListChunkStream:
+        completion = await self.complete(route, body)
+        return ListChunkStream(chunks_from_completion(completion.body), completion.result)
+
+    async def refresh_balance(self) -> Decimal | None:
+        """Ask xpay_balance; keep and return the balance, or the last known one if it cannot be read."""
+        try:
+            result = await self._call("xpay_balance", {}, self._timeouts.first_byte)
+        except UpstreamError:
+            return self._balance
+        text, receipt = split_receipt("\n".join(tool_texts(result)))
+        balance = parse_balance_text(text)
+        if balance is None and receipt is not None:
+            balance = receipt.balance
+        if balance is not None and not result.get("isError"):
+            self._balance = balance
+        return self._balance
+
+    async def aclose(self) -> None:
+        await self._mcp.aclose()
+
+    async def _resolve(self) -> _Resolved:
+        """The tool name xpay accepts and its input schema, asked once and cached.
+
+        The docs use the bare name, the tool page the `baseten/` form: whichever xpay_details knows
+        is used. An unreadable schema means sending native JSON types, re-asked after a while.
+        """
+        now = self._clock()
+        if self._resolved is not None and self._resolved.expires > now:
+            return self._resolved
+        bare = self._tool.removeprefix(PROVIDER_PREFIX)
+        candidates = [self._tool, bare if self._tool.startswith(PROVIDER_PREFIX) else PROVIDER_PREFIX + bare]
+        for name in candidates:
+            result = await self._call("xpay_details", {"tool": name}, self._timeouts.first_byte)
+            text, _ = split_receipt("\n".join(tool_texts(result)))
+            if result.get("isError"):
+                error = error_from_text(text)
+                if "not found" in error.message.lower() or "unknown tool" in error.message.lower():
+                    continue
+                raise error
+            schema = parse_tool_schema(text, result.get("structuredContent"))
+            if schema is None:
+                self._resolved = _Resolved(name, ToolSchema({}), now + _FALLBACK_SCHEMA_TTL)
+            else:
+                self._resolved = _Resolved(name, schema, now + self._schema_ttl)
+            return self._resolved
+        raise UpstreamError(ErrorKind.PROTOCOL, f"xpay does not know the tool {self._tool!r}")
+
+    async def _call(self, tool: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+        permit = self._admit()
+        try:
+            return await self._mcp.call_tool(tool, arguments, timeout=timeout)
+        except McpError as exc:
+            raise map_mcp_error(exc) from None
+        finally:
+            permit.release()
+
+    def _admit(self) -> Permit:
+        permit = self.limiter.try_acquire()
+        if permit is None:
+            raise UpstreamError(
+                ErrorKind.RATE_LIMITED,
+                "xpay call limit reached on this gateway (requests per minute or concurrent calls)",
+                retry_after=self.limiter.retry_after(),
+            )
+        return permit
+
+
+def encode_input(route: Route, body: dict[str, Any], schema: ToolSchema) -> dict[str, Any]:
+    """The `input` of xpay_run: the chat body for `route.model`, never streaming, with each list or
+    object field sent as a JSON string wherever the tool's inputSchema types that field a string."""
+    payload = {k: v for k, v in body.items() if k not in _DROPPED}
+    payload["model"] = route.model
+    for key, value in payload.items():
+        if isinstance(value, (list, dict)) and schema.wants_string(key):
+            payload[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return payload
+
+
+def map_mcp_error(exc: McpError) -> UpstreamError:
+    if isinstance(exc, McpTimeoutError):
+        return UpstreamError(ErrorKind.TIMEOUT, str(exc))
+    if isinstance(exc, McpConnectError):
+        return UpstreamError(ErrorKind.CONNECT, str(exc))
+    if isinstance(exc, McpHttpError):
+        return _from_http(exc)
+    if isinstance(exc, McpRpcError):
+        return _from_rpc(exc)
+    if isinstance(exc, McpProtocolError):
+        return UpstreamError(ErrorKind.PROTOCOL, str(exc))
+    return UpstreamError(ErrorKind.PROTOCOL, f"MCP failure: {type(exc).__name__}")
+
+
+_STATUS_KINDS = {
+    401: ErrorKind.OPERATOR_AUTH,
+    402: ErrorKind.INSUFFICIENT_BALANCE,
+    403: ErrorKind.SPENDING_LIMIT,
+    413: ErrorKind.PAYLOAD_TOO_LARGE,
+    429: ErrorKind.RATE_LIMITED,
+}
+
+
+def _from_http(exc: McpHttpError) -> UpstreamError:
+    body = exc.body.strip()
+    parsed = first_json_object(body)
+    text = body
+    if isinstance(parsed, dict):
+        code = parsed.get("error") if isinstance(parsed.get("error"), str) else parsed.get("code")
+        message = parsed.get("message") or parsed.get("detail") or ""
+        if isinstance(parsed.get("error"), dict):  # a JSON-RPC error object in the HTTP body
+            code = parsed["error"].get("message")
+            message = json.dumps(parsed["error"].get("data")) if parsed["error"].get("data") is not None else ""
+        text = f"{code or ''}: {message}" if code else body
+    error = error_from_text(text, default=None)
+    if error is None:
+        kind = _STATUS_KINDS.get(exc.status)
+        if kind is None:
+            kind = ErrorKind.UPSTREAM_SERVER if exc.status >= 500 else ErrorKind.PROTOCOL
+        error = UpstreamError(kind, f"xpay answered HTTP {exc.status}")
+    error.upstream_status = exc.status
+    if error.kind is ErrorKind.RATE_LIMITED and error.retry_after is None:
+        error.retry_after = exc.retry_after
+    return error
+
+
+def _from_rpc(exc: McpRpcError) -> UpstreamError:
+    data = exc.data
+    if isinstance(data, dict) and isinstance(data.get("message") or data.get("detail"), str):
+        data = data.get("message") or data.get("detail")
+    data = data if isinstance(data, str) else (json.dumps(data) if data is not None else "")
+    text = f"{exc.message}: {data}" if data else exc.message
+    error = error_from_text(text, default=None)
+    if error is None:
+        # -32600..-32602: our request was malformed for this server; anything else is its failure.
+        kind = ErrorKind.PROTOCOL if exc.code in (-32600, -32601, -32602, -32700) else ErrorKind.UPSTREAM_SERVER
+        error = UpstreamError(kind, f"xpay JSON-RPC error {exc.code}: {exc.message[:200]}")
+    error.upstream_code = error.upstream_code or (str(exc.code) if exc.code is not None else None)
+    return error
+
+
+def _structured_body(structured: Any) -> dict[str, Any] | None:
+    if not isinstance(structured, dict):
+        return None
+    if "choices" in structured or "error" in structured:
+        return structured
+    inner = structured.get("result")
+    if isinstance(inner, dict):
+        return inner
+    if isinstance(inner, str):
+        return first_json_object(split_receipt(inner)[0])
+    return None
+
+
+def _with_key(url: str, api_key: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
+    query.append(("key", api_key))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
