@@ -1,0 +1,58 @@
+"""Helpers every controller shares: the runtime, authentication, JSON bodies, OpenAI errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from litestar import Request, Response
+
+from service.auth.cache import AuthUnavailable
+from service.auth.principal import Principal
+from service.errors import GatewayError
+
+JSON = "application/json"
+
+
+def runtime(request: Request):
+    return request.app.state.runtime
+
+
+async def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise GatewayError(401, "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
+                           type="authentication_error", code="missing_api_key")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise GatewayError(401, "The Authorization header must be `Bearer <key>`.",
+                           type="authentication_error", code="invalid_api_key")
+    try:
+        principal = await runtime(request).auth.authenticate(key.strip())
+    except AuthUnavailable:
+        raise GatewayError(503, "API keys cannot be checked right now (the database is unavailable); retry shortly.",
+                           type="server_error", code="auth_unavailable", headers={"retry-after": "2"}) from None
+    if principal is None:
+        raise GatewayError(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")
+    return principal
+
+
+async def json_body(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "")
+    if content_type and "json" not in content_type.lower():
+        raise GatewayError(415, "Send the body as application/json.", code="unsupported_media_type")
+    raw = await request.body()
+    if not raw:
+        raise GatewayError(400, "The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(err: GatewayError) -> Response:
+    return Response(content=err.encoded(), status_code=err.status, media_type=JSON, headers=err.headers)

@@ -1,0 +1,31 @@
+"""Liveness, readiness and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, get
+
+from service.api.common import json_response, runtime
+
+
+@get("/healthz")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@get("/readyz")
+async def readyz(request: Request) -> Response:
+    rt = runtime(request)
+    checks = {
+        "catalog": bool(rt.catalog.models),
+        "database": await rt.database_ok(),
+        "accepting": rt.ready and not rt.draining,
+    }
+    ok = all(checks.values())
+    return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
+
+
+@get("/metrics")
+async def metrics(request: Request) -> Response:
+    rt = runtime(request)
+    rt.metrics.usage_queue_depth.set(rt.ledger.depth)
+    return Response(content=rt.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,139 @@
+"""The Litestar application factory. Nothing here runs at import; create_app builds it all."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.openapi.config import OpenAPIConfig
+
+from service.api.admin import ADMIN_HANDLERS
+from service.api.chat import chat_completions, quote
+from service.api.common import error_response
+from service.api.health import healthz, metrics, readyz
+from service.api.models import list_models
+from service.api.usage import USAGE_HANDLERS
+from service.errors import GatewayError
+from service.observability.logging import configure_logging
+from service.runtime import Runtime
+from service.settings import Settings, load_settings
+
+log = structlog.get_logger("switchyard.app")
+
+# Total request header bytes accepted. nginx's default ceiling is 32 KB; the HTTP servers buffer far
+# more (granian about 400 KB, h11 up to 256 KB per read), which would let every request carry that.
+MAX_HEADER_BYTES = 32 * 1024
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def _gateway_error(_: Request, exc: GatewayError) -> Response:
+    return error_response(exc)
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    kind = _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    message = str(exc.detail) if exc.detail else "Request failed"
+    if status == 413:
+        message = "The request body is larger than this gateway accepts."
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(status)
+    return error_response(GatewayError(status, message, type=kind, code=code, headers=dict(exc.headers or {})))
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+    return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error"))
+
+
+def request_id_middleware(app):
+    """x-request-id on every response: the client's own if it sent a sane one, else a new one."""
+
+    async def middleware(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if 0 < len(candidate) <= 128 and candidate.isprintable():
+                    request_id = candidate
+                break
+        request_id = request_id or f"req_{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def header_limit_middleware(app, limit: int = MAX_HEADER_BYTES):
+    """Refuse oversized header blocks with 431 in OpenAI's shape, before any routing or auth work."""
+
+    async def middleware(scope, receive, send):
+        if scope["type"] == "http" and sum(len(n) + len(v) for n, v in scope["headers"]) > limit:
+            message = f"The request headers are larger than this gateway accepts ({limit} bytes)."
+            err = GatewayError(431, message, code="headers_too_large")
+            body = err.encoded()
+            await send({"type": "http.response.start", "status": 431,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode("ascii"))]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
+    configure_logging(settings.log_level, settings.log_json, secrets=settings.secret_values())
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar):
+        rt = runtime or Runtime(settings)
+        app.state.runtime = rt
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = Litestar(
+        route_handlers=[chat_completions, quote, list_models, healthz, readyz, metrics,
+                        *ADMIN_HANDLERS, *USAGE_HANDLERS],
+        lifespan=[lifespan],
+        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Switchyard", version="0.1.0", path="/schema"),
+        logging_config=None,
+        debug=False,
+    )
+    # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
+    # routes: the router's own 404 and 405 answers get an x-request-id too.
+    app.asgi_handler = request_id_middleware(header_limit_middleware(app.asgi_handler))
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for the production server (granian --factory)."""
+    return create_app(load_settings())

@@ -1,0 +1,215 @@
+"""Primitive checks shared by the chat-request validator, and the error codes it answers with.
+
+Every check raises `GatewayError` (400, invalid_request_error) built by the helpers here, so the
+codes and wording stay consistent across the validator's modules. The codes:
+
+- ``invalid_type``: the JSON type is wrong (booleans are not integers, 5.0 is not an integer).
+- ``invalid_value``: right type, wrong value (out of range, not one of the allowed values, not
+  finite, a bad name, or a rule between two fields broken).
+- ``missing_required_parameter``: a required key is absent or null.
+- ``unknown_parameter``: a key the API does not define.
+- ``empty_string``: a string that must not be empty is.
+- ``empty_array``: an array that must not be empty is.
+- ``too_many``: an array or object holds more items than allowed.
+- ``string_too_long``: a string is longer than allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from service.errors import GatewayError, invalid
+
+INVALID_TYPE = "invalid_type"
+INVALID_VALUE = "invalid_value"
+MISSING = "missing_required_parameter"
+UNKNOWN = "unknown_parameter"
+EMPTY_STRING = "empty_string"
+EMPTY_ARRAY = "empty_array"
+TOO_MANY = "too_many"
+STRING_TOO_LONG = "string_too_long"
+
+# Error messages quote the client's values; cap them so a huge value cannot bloat the answer,
+# and never quote free text (prompts) at all: only names, enum values and numbers.
+_SHOW_CHARS = 64
+_SHOW_INT_BITS = 100  # about 30 decimal digits
+
+
+def type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is bool:
+        return "a boolean"
+    if kind is int:
+        return "an integer"
+    if kind is float:
+        return "a decimal number"
+    if kind is str:
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"an unsupported value ({kind.__name__})"
+
+
+def show(value: object) -> str:
+    """A short, safe rendering of a scalar for an error message."""
+    if type(value) is int:
+        # str() of a huge int is slow and, past 4300 digits, raises: say what it is instead.
+        if value.bit_length() > _SHOW_INT_BITS:
+            return "a very large integer"
+        return str(value)
+    if type(value) is float:
+        return repr(value)
+    if type(value) is str:
+        if len(value) > _SHOW_CHARS:
+            return repr(value[:_SHOW_CHARS]) + "…"
+        return repr(value)
+    return type_name(value)
+
+
+def choices(allowed: Iterable[str]) -> str:
+    items = [f"'{a}'" for a in allowed]
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+def join(prefix: str, key: object) -> str:
+    name = key if isinstance(key, str) else show(key)
+    return f"{prefix}.{name}" if prefix else name
+
+
+def wrong_type(param: str, expected: str, value: object) -> GatewayError:
+    return invalid(
+        f"Invalid type for '{param}': expected {expected}, but got {type_name(value)} instead.",
+        param,
+        INVALID_TYPE,
+    )
+
+
+def bad_value(param: str, message: str) -> GatewayError:
+    return invalid(f"Invalid value for '{param}': {message}", param, INVALID_VALUE)
+
+
+def not_one_of(param: str, value: object, allowed: Iterable[str]) -> GatewayError:
+    return bad_value(param, f"{show(value)}. Supported values are: {choices(allowed)}.")
+
+
+def missing(param: str) -> GatewayError:
+    return invalid(f"Missing required parameter: '{param}'.", param, MISSING)
+
+
+def unknown(param: str) -> GatewayError:
+    return invalid(f"Unrecognized request argument supplied: {param}", param, UNKNOWN)
+
+
+def empty_string(param: str) -> GatewayError:
+    return invalid(f"`{param}` cannot be empty", param, EMPTY_STRING)
+
+
+def empty_array(param: str) -> GatewayError:
+    return invalid(
+        f"Invalid '{param}': empty array. Expected an array with at least 1 item.", param, EMPTY_ARRAY
+    )
+
+
+def too_many(param: str, limit: int, got: int, what: str = "items") -> GatewayError:
+    return invalid(
+        f"Invalid '{param}': too many {what}. Expected at most {limit}, but got {got}.", param, TOO_MANY
+    )
+
+
+def too_long(param: str, limit: int, got: int) -> GatewayError:
+    return invalid(
+        f"Invalid '{param}': string too long. Expected a string of at most {limit} characters, "
+        f"but got {got}.",
+        param,
+        STRING_TOO_LONG,
+    )
+
+
+def check_keys(obj: dict, allowed: frozenset[str], prefix: str) -> None:
+    """Reject the first key of `obj` that is not in `allowed`."""
+    if obj.keys() <= allowed:
+        return
+    for key in obj:
+        if key not in allowed:
+            raise unknown(join(prefix, key))
+
+
+def check_bool(value: object, param: str) -> bool:
+    if type(value) is not bool:
+        raise wrong_type(param, "a boolean", value)
+    return value
+
+
+def check_str(value: object, param: str, *, non_empty: bool = False, max_len: int | None = None) -> str:
+    if type(value) is not str:
+        raise wrong_type(param, "a string", value)
+    if non_empty and not value:
+        raise empty_string(param)
+    if max_len is not None and len(value) > max_len:
+        raise too_long(param, max_len, len(value))
+    return value
+
+
+def check_int(value: object, param: str, lo: int | None = None, hi: int | None = None) -> int:
+    if type(value) is not int:
+        raise wrong_type(param, "an integer", value)
+    if lo is not None and value < lo:
+        raise bad_value(param, f"expected a value >= {lo}, but got {show(value)} instead.")
+    if hi is not None and value > hi:
+        raise bad_value(param, f"expected a value <= {hi}, but got {show(value)} instead.")
+    return value
+
+
+def check_number(
+    value: object,
+    param: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+) -> int | float:
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise bad_value(param, f"expected a finite number, but got {show(value)} instead.")
+    elif kind is not int:
+        raise wrong_type(param, "a number", value)
+    if lo is not None:
+        if lo_open and value <= lo:
+            raise bad_value(param, f"expected a value > {lo}, but got {show(value)} instead.")
+        if value < lo:
+            raise bad_value(param, f"expected a value >= {lo}, but got {show(value)} instead.")
+    if hi is not None and value > hi:
+        raise bad_value(param, f"expected a value <= {hi}, but got {show(value)} instead.")
+    return value
+
+
+def check_object(value: object, param: str) -> dict:
+    if not isinstance(value, dict):
+        raise wrong_type(param, "an object", value)
+    return value
+
+
+def check_array(value: object, param: str, *, max_items: int | None = None, non_empty: bool = False) -> list:
+    if not isinstance(value, list):
+        raise wrong_type(param, "an array", value)
+    if non_empty and not value:
+        raise empty_array(param)
+    if max_items is not None and len(value) > max_items:
+        raise too_many(param, max_items, len(value))
+    return value
+
+
+def check_enum(value: object, param: str, allowed: tuple[str, ...]) -> str:
+    if type(value) is not str:
+        raise wrong_type(param, "a string", value)
+    if value not in allowed:
+        raise not_one_of(param, value, allowed)
+    return value
