@@ -1,0 +1,80 @@
+"""`switchyard serve` as production runs it, in a subprocess a test can start, probe and stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support import gateway_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    def __init__(self, standins, database_url: str, *, workers: int = 2, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = Path(tempfile.mkdtemp(prefix="switchyard-serve-"))
+        self.log_path = self.data_dir / "server.log"
+        self.env = {**os.environ, **gateway_env(standins, database_url, self.data_dir, **env)}
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "prometheus")
+        self.workers = workers
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90.0) -> ServeProcess:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            # Its own process group, so stopping it can never leave granian's workers behind.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited early: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"serve not ready in {timeout}s: {self.log_path.read_text()[-2000:]}")
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        self.terminate()
+        try:
+            code = self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            code = None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is still there
+        except ProcessLookupError:
+            pass
+        return code if code is not None else self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
