@@ -1,0 +1,362 @@
+"""`make bench`: the gateway's throughput, added latency, CPU and memory per request, and lost usage rows.
+
+One command, one run, every figure from that run:
+  1. a fresh migrated database with one tenant key, and nginx serving canned Baseten answers
+     (perf_upstream.py explains the two ports);
+  2. the upstream measured directly with wrk (1 and 32 connections) and, for streams, a
+     time-to-first-byte client;
+  3. for non-stream and then stream: `switchyard serve --workers N` pointed at the matching
+     nginx port (auth, metering, metrics on), a checked preflight request, a warm-up, wrk at 32
+     connections and at 1, CPU and RSS of the gateway's processes, then a graceful stop (the usage
+     writer drains) and the ledger counted against the requests sent;
+  4. the table, targets with PASS/FAIL, and benchmarks/results/perf-<timestamp>.json.
+
+`--soak MINUTES` instead holds load for that long and reports whether memory stays flat.
+Every process the benchmark starts is stopped on exit, Ctrl+C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.perf_gateway import Database, Gateway, gateway_environment, preflight, scrape_counter, spilled_rows
+from benchmarks.perf_procs import (TreeSampler, children_cpu_seconds, cpu_seconds, descendants,
+                                   machine_busy_seconds, rss_kib, slope_per_minute)
+from benchmarks.perf_report import MIB, evaluate, soak_table, summarise, table, write_results
+from benchmarks.perf_ttft import measure_ttft
+from benchmarks.perf_upstream import Nginx, request_bytes
+from benchmarks.perf_wrk import Wrk, WrkResult
+
+CHAT = "/v1/chat/completions"
+RESULTS_DIR = Path(__file__).parent / "results"
+FLAT_LIMIT_MIB_PER_HOUR = 30.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.split("\n")[0])
+    p.add_argument("--connections", type=int, default=32, help="connections of the loaded runs (default 32)")
+    p.add_argument("--duration", type=float, default=15, help="seconds of each 32-connection gateway run")
+    p.add_argument("--single-duration", type=float, default=10, help="seconds of each 1-connection gateway run")
+    p.add_argument("--direct-duration", type=float, default=5, help="seconds of each direct upstream run")
+    p.add_argument("--warmup", type=float, default=3, help="seconds of load before measuring a gateway")
+    p.add_argument("--ttft-requests", type=int, default=500, help="streams timed for time to first byte")
+    p.add_argument("--workers", type=int, default=2, help="gateway worker processes (default 2)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="the gateway's LOG_LEVEL; production's INFO logs a line per request (default)")
+    p.add_argument("--only", choices=("json", "stream"), help="measure one mode only")
+    p.add_argument("--soak", type=float, metavar="MINUTES", help="hold load for MINUTES and report RSS drift")
+    p.add_argument("--soak-stream", action="store_true", help="soak with streams instead of non-stream")
+    p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--py-spy", metavar="BINARY", help="a py-spy binary (not a project dependency): record one "
+                   "gateway worker during each 32-connection run, as a flame graph beside the results")
+    args = p.parse_args(argv)
+    if args.connections < 1 or args.workers < 1 or args.ttft_requests < 1:
+        p.error("--connections, --workers and --ttft-requests must be at least 1")
+    if args.soak is not None and args.soak <= 0:
+        p.error("--soak takes a positive number of minutes")
+    return args
+
+
+class Bench:
+    """Owns every resource of one run; close() releases them whatever happened."""
+
+    def __init__(self, args: argparse.Namespace, stamp: str) -> None:
+        self.args = args
+        self.stamp = stamp
+        self.run_dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+        # nginx's worker (an unprivileged user when started by root) reads the canned files in here.
+        self.run_dir.chmod(0o755)
+        self.stack = contextlib.ExitStack()
+        self.db: Database | None = None
+        self.nginx: Nginx | None = None
+        self.wrk: Wrk | None = None
+        self.files: dict[str, Path] = {}
+        self.failed = True
+
+    def open(self) -> Bench:
+        log("starting Postgres (migrated database, one tenant key)")
+        self.db = Database.create()
+        self.stack.callback(self.db.drop)
+        log("starting nginx (canned Baseten answers)")
+        self.nginx = Nginx(self.run_dir / "nginx")
+        self.stack.callback(self.nginx.stop)
+        self.nginx.start()
+        self.wrk = Wrk(self.run_dir)
+        self.stack.callback(self.wrk.stop)
+        self.files = {
+            "json": self.wrk.write_file("json.body", request_bytes(stream=False)),
+            "stream": self.wrk.write_file("stream.body", request_bytes(stream=True)),
+            "key": self.wrk.write_file("key", self.db.key.encode("ascii")),
+        }
+        return self
+
+    def close(self) -> None:
+        self.stack.close()
+        if self.failed:
+            print(f"(run directory kept for its logs: {self.run_dir})", file=sys.stderr)
+        else:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def upstream_url(self, mode: str) -> str:
+        return self.nginx.sse_url if mode == "stream" else self.nginx.json_url
+
+    # ---- the upstream reached directly ------------------------------------------------------
+    def direct(self, mode: str) -> dict:
+        a, url = self.args, self.upstream_url(mode) + CHAT
+        out = {}
+        for label, conns in (("c1", 1), ("c32", a.connections)):
+            log(f"direct {mode}: {conns} connection(s), {a.direct_duration:g} s")
+            result = self.wrk.run(url, self.files[mode], None, connections=conns, seconds=a.direct_duration)
+            if result.failed:
+                raise RuntimeError(f"the upstream failed {result.failed} requests when reached directly: "
+                                   f"{result.errors}")
+            out[label] = result.as_json()
+        if mode == "stream":
+            log(f"direct stream: time to first byte, {a.ttft_requests} requests")
+            out["ttft"] = measure_ttft(url, request_bytes(stream=True), None, a.ttft_requests).as_json()
+        return out
+
+    # ---- the gateway --------------------------------------------------------------------------
+    def start_gateway(self, mode: str) -> tuple[Gateway, Path]:
+        data_dir = self.run_dir / f"data-{mode}"
+        env = gateway_environment(self.upstream_url(mode), self.db.url, data_dir, self.args.log_level)
+        gateway = Gateway(self.run_dir, mode, env, self.args.workers)
+        self.stack.callback(gateway.stop, 10)
+        log(f"starting the gateway for {mode}: switchyard serve --workers {self.args.workers}")
+        gateway.start()
+        preflight(gateway.url, self.db.key, request_bytes(mode == "stream"), mode == "stream")
+        return gateway, data_dir
+
+    def load(self, gateway: Gateway, mode: str, conns: int, seconds: float) -> tuple[WrkResult, dict]:
+        """One wrk run, with the CPU the gateway's processes spent during it and where the
+        machine's other cycles went (the load generator and nginx share the cores)."""
+        pids, nginx_pids = gateway.pids, descendants(self.nginx.process.pid)
+        gateway_0, nginx_0 = cpu_seconds(pids), cpu_seconds(nginx_pids)
+        machine_0, wrk_0, start = machine_busy_seconds(), children_cpu_seconds(), time.monotonic()
+        result = self.wrk.run(gateway.url + CHAT, self.files[mode], self.files["key"],
+                              connections=conns, seconds=seconds)
+        elapsed = time.monotonic() - start
+        spent = cpu_seconds(pids) - gateway_0
+        nginx = cpu_seconds(nginx_pids) - nginx_0
+        wrk = children_cpu_seconds() - wrk_0
+        machine = machine_busy_seconds() - machine_0
+        figures = result.as_json()
+        figures["gateway_cpu_s"] = round(spent, 3)
+        figures["cpu_ms_per_request"] = round(spent * 1000 / result.requests, 4) if result.requests else None
+        figures["cores_used"] = {
+            "gateway": round(spent / elapsed, 2),
+            "wrk": round(wrk / elapsed, 2),
+            "nginx": round(nginx / elapsed, 2),
+            # Postgres (the ledger's writes) and anything else running on the machine.
+            "other": round(max(0.0, machine - spent - wrk - nginx) / elapsed, 2),
+        }
+        return result, figures
+
+    def finish_gateway(self, gateway: Gateway, data_dir: Path, sent: int, rows_before: dict[str, int]) -> dict:
+        counted = scrape_counter(gateway.url, "switchyard_requests_total")
+        code = gateway.stop()
+        rows_after = self.db.usage_rows()
+        by_status = {k: v - rows_before.get(k, 0) for k, v in rows_after.items() if v - rows_before.get(k, 0)}
+        rows = sum(by_status.values())
+        return {
+            "requests_sent": sent,
+            "gateway_counted": int(counted) if counted == counted else None,
+            "rows": rows,
+            "rows_by_status": by_status,
+            "spilled": spilled_rows(data_dir),
+            "lost": max(0, sent - rows),
+            "extra": max(0, rows - sent),
+            "gateway_exit_code": code,
+        }
+
+    def gateway(self, mode: str) -> dict:
+        a = self.args
+        rows_before = self.db.usage_rows()
+        gateway, data_dir = self.start_gateway(mode)
+        sent, failed = 1, 0  # the preflight request
+        sampler = TreeSampler(gateway.process.pid, interval=0.5).start()
+        try:
+            log(f"gateway {mode}: warm-up, {a.warmup:g} s")
+            warm, _ = self.load(gateway, mode, a.connections, a.warmup)
+            sent, failed = sent + warm.sent, failed + warm.failed
+            out: dict = {}
+            for label, conns, seconds in (("c32", a.connections, a.duration), ("c1", 1, a.single_duration)):
+                log(f"gateway {mode}: {conns} connection(s), {seconds:g} s")
+                with self.profiled(gateway, mode, seconds if label == "c32" else 0) as profile:
+                    result, out[label] = self.load(gateway, mode, conns, seconds)
+                if profile is not None and profile.exists():
+                    out[label]["profile"] = str(profile)
+                sent, failed = sent + result.sent, failed + result.failed
+            if mode == "stream":
+                log(f"gateway stream: time to first byte, {a.ttft_requests} requests")
+                ttft = measure_ttft(gateway.url + CHAT, request_bytes(stream=True), self.db.key, a.ttft_requests)
+                out["ttft"] = ttft.as_json()
+                sent, failed = sent + ttft.requests, failed + ttft.errors
+            hwm = rss_kib(gateway.pids)
+        finally:
+            sampler.stop()
+        out["processes"] = len(hwm)
+        out["peak_rss_mib"] = round(sampler.peak_kib / MIB, 1)
+        out["sum_of_process_peaks_mib"] = round(sum(peak for _, peak in hwm.values()) / MIB, 1)
+        out["failed_requests"] = failed
+        log(f"gateway {mode}: stopping (the usage writer drains), counting the ledger")
+        out["ledger"] = self.finish_gateway(gateway, data_dir, sent, rows_before)
+        return out
+
+    @contextlib.contextmanager
+    def profiled(self, gateway: Gateway, mode: str, seconds: float):
+        """py-spy on one worker for the run's duration; yields the flame graph's path (or None)."""
+        if not self.args.py_spy or seconds <= 0:
+            yield None
+            return
+        workers = [pid for pid in gateway.pids if pid != gateway.process.pid]
+        self.args.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.args.output_dir.resolve() / f"perf-{self.stamp}-{mode}.svg"
+        spy = subprocess.Popen([self.args.py_spy, "record", "--pid", str(workers[0]), "--duration",
+                                str(max(1, round(seconds) - 1)), "--rate", "200", "--format", "flamegraph",
+                                "--output", str(path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            yield path
+            spy.wait(30)
+        finally:
+            if spy.poll() is None:
+                spy.kill()
+                spy.wait(5)
+
+    # ---- soak -----------------------------------------------------------------------------------
+    def soak(self, minutes: float, stream: bool) -> dict:
+        mode = "stream" if stream else "json"
+        rows_before = self.db.usage_rows()
+        gateway, data_dir = self.start_gateway(mode)
+        sampler = TreeSampler(gateway.process.pid, interval=10.0).start()
+        try:
+            log(f"soak: {self.args.connections} connections for {minutes:g} min, RSS every 10 s")
+            result, figures = self.load(gateway, mode, self.args.connections, minutes * 60)
+        finally:
+            samples = sampler.stop()
+        half = samples[len(samples) // 2:]
+        slope = slope_per_minute(samples) * 60 / MIB
+        slope_half = slope_per_minute(half) * 60 / MIB
+        return {
+            "minutes": minutes,
+            "stream": stream,
+            "connections": self.args.connections,
+            "rps": round(result.rps, 1),
+            "load": figures,
+            "samples": [{"t_s": round(s.t, 1), "rss_mib": round(s.rss_kib / MIB, 2)} for s in samples],
+            "rss_start_mib": round(samples[0].rss_kib / MIB, 1) if samples else None,
+            "rss_end_mib": round(samples[-1].rss_kib / MIB, 1) if samples else None,
+            "peak_rss_mib": round(sampler.peak_kib / MIB, 1),
+            "slope_mib_per_hour": round(slope, 2),
+            "slope_second_half_mib_per_hour": round(slope_half, 2),
+            "flat_limit_mib_per_hour": FLAT_LIMIT_MIB_PER_HOUR,
+            "flat": "PASS" if slope_half <= FLAT_LIMIT_MIB_PER_HOUR else "FAIL",
+            "ledger": self.finish_gateway(gateway, data_dir, 1 + result.sent, rows_before),
+        }
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _version(command: list[str]) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def machine() -> dict:
+    cpu = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    packages = {}
+    for name in ("granian", "litestar", "httpx", "httpx-aiohttp", "aiohttp", "uvloop", "asyncpg", "orjson"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            packages[name] = importlib.metadata.version(name)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": packages,
+        "nginx": _version(["nginx", "-v"]),
+        "wrk": _version(["wrk", "-v"]),
+    }
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A plain `kill` cleans up like Ctrl+C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = datetime.now(timezone.utc)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    results: dict = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.perf", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
+    bench = Bench(args, stamp)
+    try:
+        bench.open()
+        results["upstream"] = {
+            "model": "openai/gpt-oss-120b",
+            "completion_bytes": len(bench.nginx.bodies.completion),
+            "stream_bytes": len(bench.nginx.bodies.stream),
+            "stream_events": bench.nginx.bodies.stream_chunks,
+            "routing": "two nginx server blocks: one port answers JSON, one answers SSE; "
+                       "one gateway run per mode, each pointed at its port",
+        }
+        if args.soak is not None:
+            soak = bench.soak(args.soak, args.soak_stream)
+            results["soak"] = soak
+            report = soak_table(soak)
+        else:
+            modes = [args.only] if args.only else ["json", "stream"]
+            results["direct"] = {mode: bench.direct(mode) for mode in modes}
+            results["gateway"] = {mode: bench.gateway(mode) for mode in modes}
+            results["summary"] = summarise(results)
+            results["targets"] = evaluate(results["summary"])
+            report = table(results["summary"], results["targets"])
+        bench.failed = False
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything the benchmark started")
+        bench.failed = False  # nothing to investigate: the run directory goes too
+        return 130
+    finally:
+        bench.close()
+    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    path = write_results(results, args.output_dir, stamp)
+    print()
+    print(f"Switchyard performance, {results['started_at']}: {args.workers} gateway workers, "
+          f"{results['machine']['cpus']} CPUs ({results['machine']['cpu_model']})")
+    print(report)
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""The benchmark's figures: derived numbers, targets with PASS/FAIL, the printed table, the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIB = 1024.0
+# Postgres writing the ledger takes a little; more than this means something else ran meanwhile.
+BUSY_WARNING_CORES = 0.3
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    path: tuple[str, ...]  # where the value sits in the summary
+    op: str  # ">=", "<=" or "=="
+    limit: float
+    unit: str
+
+    def check(self, value: float | None) -> bool | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if self.op == ">=":
+            return value >= self.limit
+        if self.op == "<=":
+            return value <= self.limit
+        return value == self.limit
+
+
+TARGETS = (
+    Target("non-stream requests/s at 32 connections", ("json", "rps_c32"), ">=", 2000, "req/s"),
+    Target("non-stream added p50 at 1 connection", ("json", "added_p50_ms"), "<=", 1.0, "ms"),
+    Target("streams/s at 32 connections", ("stream", "rps_c32"), ">=", 500, "streams/s"),
+    Target("stream added TTFT p50 at 1 connection", ("stream", "added_ttft_p50_ms"), "<=", 2.0, "ms"),
+    Target("usage rows lost (both runs)", ("rows_lost",), "==", 0, "rows"),
+)
+
+
+def _get(data: dict, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 4)
+
+
+def summarise(results: dict) -> dict:
+    """The headline numbers of each mode from the raw phase results."""
+    summary: dict[str, Any] = {}
+    lost_total = 0
+    for mode in ("json", "stream"):
+        gw = _get(results, "gateway", mode)
+        direct = _get(results, "direct", mode)
+        if gw is None or direct is None:
+            continue
+        s = {
+            "rps_c32": _get(gw, "c32", "rps"),
+            "p50_c32_ms": _get(gw, "c32", "latency_ms", "p50"),
+            "p99_c32_ms": _get(gw, "c32", "latency_ms", "p99"),
+            "rps_c1": _get(gw, "c1", "rps"),
+            "p50_c1_ms": _get(gw, "c1", "latency_ms", "p50"),
+            "p99_c1_ms": _get(gw, "c1", "latency_ms", "p99"),
+            "direct_rps_c32": _get(direct, "c32", "rps"),
+            "direct_p50_c1_ms": _get(direct, "c1", "latency_ms", "p50"),
+            "cpu_ms_per_request_c32": _get(gw, "c32", "cpu_ms_per_request"),
+            "cpu_ms_per_request_c1": _get(gw, "c1", "cpu_ms_per_request"),
+            "gateway_cores_c32": _get(gw, "c32", "cores_used", "gateway"),
+            "wrk_cores_c32": _get(gw, "c32", "cores_used", "wrk"),
+            "other_cores_c32": _get(gw, "c32", "cores_used", "other"),
+            "peak_rss_mib": _get(gw, "peak_rss_mib"),
+            "requests_sent": _get(gw, "ledger", "requests_sent"),
+            "usage_rows": _get(gw, "ledger", "rows"),
+            "rows_lost": _get(gw, "ledger", "lost"),
+            "failed_requests": _get(gw, "failed_requests"),
+        }
+        s["added_p50_ms"] = _diff(s["p50_c1_ms"], s["direct_p50_c1_ms"])
+        if mode == "stream":
+            s["ttft_p50_ms"] = _get(gw, "ttft", "ttft_ms", "p50")
+            s["ttft_p99_ms"] = _get(gw, "ttft", "ttft_ms", "p99")
+            s["direct_ttft_p50_ms"] = _get(direct, "ttft", "ttft_ms", "p50")
+            s["added_ttft_p50_ms"] = _diff(s["ttft_p50_ms"], s["direct_ttft_p50_ms"])
+        lost_total += s["rows_lost"] or 0
+        summary[mode] = s
+    summary["rows_lost"] = lost_total
+    return summary
+
+
+def evaluate(summary: dict) -> list[dict]:
+    out = []
+    for t in TARGETS:
+        value = _get(summary, *t.path)
+        ok = t.check(value)
+        out.append({"target": t.name, "value": value, "op": t.op, "limit": t.limit, "unit": t.unit,
+                    "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
+    return out
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+ROWS = (
+    ("requests/s, 32 connections", "rps_c32", 0),
+    ("p50 latency, 32 conn (ms)", "p50_c32_ms", 2),
+    ("p99 latency, 32 conn (ms)", "p99_c32_ms", 2),
+    ("requests/s, 1 connection", "rps_c1", 0),
+    ("p50 latency, 1 conn (ms)", "p50_c1_ms", 3),
+    ("p99 latency, 1 conn (ms)", "p99_c1_ms", 3),
+    ("upstream direct p50, 1 conn (ms)", "direct_p50_c1_ms", 3),
+    ("added p50, 1 conn (ms)", "added_p50_ms", 3),
+    ("TTFT p50 via gateway (ms)", "ttft_p50_ms", 3),
+    ("TTFT p99 via gateway (ms)", "ttft_p99_ms", 3),
+    ("TTFT p50 direct (ms)", "direct_ttft_p50_ms", 3),
+    ("added TTFT p50 (ms)", "added_ttft_p50_ms", 3),
+    ("upstream direct requests/s, 32 conn", "direct_rps_c32", 0),
+    ("gateway CPU ms/request, 32 conn", "cpu_ms_per_request_c32", 3),
+    ("gateway CPU ms/request, 1 conn", "cpu_ms_per_request_c1", 3),
+    ("cores used at 32 conn: gateway", "gateway_cores_c32", 2),
+    ("cores used at 32 conn: wrk", "wrk_cores_c32", 2),
+    ("cores used at 32 conn: Postgres + other", "other_cores_c32", 2),
+    ("gateway peak RSS, all processes (MiB)", "peak_rss_mib", 1),
+    ("requests sent to the gateway", "requests_sent", 0),
+    ("usage rows in the ledger", "usage_rows", 0),
+    ("usage rows lost", "rows_lost", 0),
+    ("failed requests (non-2xx, socket errors)", "failed_requests", 0),
+)
+
+
+def table(summary: dict, targets: list[dict]) -> str:
+    width = max(len(label) for label, _, _ in ROWS) + 2
+    lines = [f"{'':<{width}}{'non-stream':>14}{'stream':>14}", "-" * (width + 28)]
+    for label, key, digits in ROWS:
+        a = _get(summary, "json", key)
+        b = _get(summary, "stream", key)
+        if a is None and b is None:
+            continue
+        lines.append(f"{label:<{width}}{_fmt(a, digits):>14}{_fmt(b, digits):>14}")
+    busy = max((_get(summary, mode, "other_cores_c32") or 0.0) for mode in ("json", "stream"))
+    if busy > BUSY_WARNING_CORES:
+        lines += ["", f"WARNING: processes outside the benchmark (Postgres included) used up to {busy:.2f} cores",
+                  "during a measured run; on a shared machine the gateway's figures are understated."]
+    lines += ["", "Targets (reported, never fatal):"]
+    for t in targets:
+        limit = _fmt(t["limit"], 0 if float(t["limit"]).is_integer() else 1)
+        lines.append(f"  {t['result']:<5} {t['target']}: {_fmt(t['value'], 3)} {t['unit']} "
+                     f"(target {t['op']} {limit})")
+    return "\n".join(lines)
+
+
+def soak_table(soak: dict) -> str:
+    lines = [
+        f"soak: {soak['minutes']} min, {'stream' if soak['stream'] else 'non-stream'}, "
+        f"{soak['connections']} connections, {_fmt(soak['rps'], 0)} req/s",
+        f"  RSS start {_fmt(soak['rss_start_mib'], 1)} MiB, end {_fmt(soak['rss_end_mib'], 1)} MiB, "
+        f"peak {_fmt(soak['peak_rss_mib'], 1)} MiB",
+        f"  RSS slope, whole run: {_fmt(soak['slope_mib_per_hour'], 2)} MiB/hour; "
+        f"second half: {_fmt(soak['slope_second_half_mib_per_hour'], 2)} MiB/hour",
+        f"  {soak['flat']}: memory flat (second-half slope <= {soak['flat_limit_mib_per_hour']:g} MiB/hour)",
+        f"  requests sent {_fmt(soak['ledger']['requests_sent'])}, usage rows {_fmt(soak['ledger']['rows'])}, "
+        f"lost {_fmt(soak['ledger']['lost'])}",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(results: dict, directory: Path, stamp: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"perf-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n", "utf-8")
+    return path
