@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -20,6 +21,7 @@ from service.errors import GatewayError
 from service.observability.logging import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings, load_settings
+from service.worker_signals import hold_stop_signals, redeliver_held_stop
 
 log = structlog.get_logger("switchyard.app")
 
@@ -105,7 +107,8 @@ def header_limit_middleware(app, limit: int = MAX_HEADER_BYTES):
     return middleware
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
+def create_app(settings: Settings, *, runtime: Runtime | None = None,
+               on_started: Callable[[], object] | None = None) -> Litestar:
     configure_logging(settings.log_level, settings.log_json, secrets=settings.secret_values())
 
     @asynccontextmanager
@@ -113,6 +116,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         rt = runtime or Runtime(settings)
         app.state.runtime = rt
         await rt.start()
+        if on_started is not None:
+            on_started()
         try:
             yield
         finally:
@@ -136,4 +141,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
 
 def app_from_env() -> Litestar:
     """Factory for the production server (granian --factory)."""
-    return create_app(load_settings())
+    hold_stop_signals()
+    return create_app(load_settings(), on_started=redeliver_held_stop)

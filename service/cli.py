@@ -37,6 +37,10 @@ def serve_forever(host: str, port: int, workers: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    # Imported before the fork, so each worker starts from loaded modules (shared pages, and a
+    # shorter window before it can take a stop signal: see service.worker_signals).
+    import service.app  # noqa: F401
+
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiproc = Path(os.environ.get("SWITCHYARD_DATA_DIR", ".switchyard")) / "prometheus"
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -60,9 +61,27 @@ async def test_sigterm_drains_streams_and_usage(standins, database_url):
     for t in threads:
         t.join(30)
     assert results == {i: (200, True) for i in range(6)}
-    assert server.wait(30) == 0
+    try:
+        code = server.wait(30)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code == 0, server.log()[-4000:]
     rows = await wait_for_rows(database_url, "SELECT status FROM usage_events WHERE tenant_id = $1", 6,
                                tenant.tenant_id, timeout=5)
     assert [r["status"] for r in rows] == ["ok"] * 6  # the queue drained before exit
     assert not (server.data_dir / "usage-spill.jsonl").exists()
     await fetch(database_url, "SELECT 1")
+
+
+@pytest.mark.slow
+async def test_sigterm_while_a_worker_is_still_starting(standins, database_url):
+    """A rollout can stop a pod before all its workers have started; none may be left serving."""
+    for _ in range(4):  # the window is a few hundred ms, hit on the first try before the fix
+        server = ServeProcess(standins, database_url, workers=2).start()  # ready: one worker is up
+        server.terminate()
+        try:
+            code = server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.stop()
+            code = None
+        assert code == 0, server.log()[-4000:]
