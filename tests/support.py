@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -139,3 +140,21 @@ async def wait_for_rows(database_url: str, sql: str, expected: int, *args, timeo
         if len(rows) >= expected or asyncio.get_running_loop().time() > deadline:
             return rows
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def async_openai_clients(base_urls: list[str], key: str, **options):
+    """AsyncOpenAI clients that are closed on the way out, test passed or not.
+
+    An async client left to the garbage collector can take a newer connection's reader off the
+    event loop's selector when the file descriptor number has been reused: that request's answer
+    then sits unread in the socket (seen here as 30 s timeouts on answers the gateway had sent)."""
+    import openai
+
+    options = {"max_retries": 0, "timeout": 30, **options}
+    clients = [openai.AsyncOpenAI(base_url=url, api_key=key, **options) for url in base_urls]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.close()

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import LiveGateway
-from tests.support import acreate_tenant_with_key, fetch, wait_for_rows
+from tests.support import acreate_tenant_with_key, async_openai_clients, fetch, wait_for_rows
 
 MODEL = "openai/gpt-oss-120b"
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -35,18 +35,17 @@ async def test_budget_race_across_two_gateways_never_overshoots(gateway, second_
     # the budget admits some of the 60 concurrent requests and must never be passed.
     limit = Decimal("0.0004")
     await add_budget(database_url, tenant.tenant_id, str(limit))
-    clients = [openai.AsyncOpenAI(base_url=g.url + "/v1", api_key=tenant.key, max_retries=0, timeout=30)
-               for g in (gateway, second_gateway)]
 
-    async def one(i: int):
+    async def one(client, i: int):
         try:
-            r = await clients[i % 2].chat.completions.with_raw_response.create(
+            r = await client.chat.completions.with_raw_response.create(
                 model=MODEL, messages=HELLO, max_tokens=100, extra_body=PINNED)
             return "ok", r.headers
         except openai.APIStatusError as exc:
             return exc.status_code, exc.response.headers
 
-    results = await asyncio.gather(*(one(i) for i in range(60)))
+    async with async_openai_clients([g.url + "/v1" for g in (gateway, second_gateway)], tenant.key) as clients:
+        results = await asyncio.gather(*(one(clients[i % 2], i) for i in range(60)))
     served = [r for r in results if r[0] == "ok"]
     refused = [r for r in results if r[0] == 402]
     assert served and refused and len(served) + len(refused) == 60
@@ -56,8 +55,6 @@ async def test_budget_race_across_two_gateways_never_overshoots(gateway, second_
     spent = sum(r["provider_cost_usd"] for r in rows)
     assert len(rows) == len(served)
     assert spent <= limit
-    for c in clients:
-        await c.close()
 
 
 async def test_hard_budget_refuses_with_insufficient_quota(client, gateway, database_url):

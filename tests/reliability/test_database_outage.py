@@ -20,6 +20,7 @@ async def test_outage_under_load_loses_no_usage_row(standins, database_url):
     proxy = CuttableProxy(parts.hostname, parts.port or 5432).start()
     proxied = database_url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
     gw = LiveGateway(standins, proxied, USAGE_FLUSH_SECONDS="0.05")
+    client = None
     try:
         tenant = await acreate_tenant_with_key(database_url)
         client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=tenant.key, max_retries=0, timeout=20)
@@ -68,8 +69,9 @@ async def test_outage_under_load_loses_no_usage_row(standins, database_url):
         daily = await fetch(database_url, "SELECT sum(attempts) AS n FROM usage_daily WHERE tenant_id = $1",
                             tenant.tenant_id)
         assert daily[0]["n"] == 101  # the rollup counted replayed rows once
-        await client.close()
     finally:
+        if client is not None:
+            await client.close()  # see tests.support.async_openai_clients
         gw.stop()
         proxy.stop()
 
@@ -79,6 +81,7 @@ async def test_an_unknown_key_during_an_outage_is_a_503_not_a_401(standins, data
     proxy = CuttableProxy(parts.hostname, parts.port or 5432).start()
     proxied = database_url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
     gw = LiveGateway(standins, proxied)
+    client = None
     try:
         tenant = await acreate_tenant_with_key(database_url)  # never seen by this gateway yet
         proxy.cut()
@@ -93,7 +96,8 @@ async def test_an_unknown_key_during_an_outage_is_a_503_not_a_401(standins, data
             raise AssertionError("served without checking the key")
         # Bounded: the request path never waits long on the database.
         assert asyncio.get_running_loop().time() - started < 8
-        await client.close()
     finally:
+        if client is not None:
+            await client.close()
         gw.stop()
         proxy.stop()

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.scale.serve_process import ServeProcess
-from tests.support import acreate_tenant_with_key, fetch, wait_for_rows
+from tests.support import acreate_tenant_with_key, async_openai_clients, fetch, wait_for_rows
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 PINNED = {"provider": {"only": ["baseten"]}}
@@ -28,8 +28,8 @@ def instances(standins, database_url):
         assert s.stop() == 0, s.log()[-2000:]
 
 
-def clients(instances, key: str) -> list[openai.AsyncOpenAI]:
-    return [openai.AsyncOpenAI(base_url=s.url + "/v1", api_key=key, max_retries=0, timeout=30) for s in instances]
+def clients(instances, key: str):
+    return async_openai_clients([s.url + "/v1" for s in instances], key)
 
 
 async def call(client: openai.AsyncOpenAI, **kw):
@@ -47,8 +47,8 @@ async def test_budget_and_usage_totals_exact_across_instances(instances, databas
     limit = Decimal("0.0005")
     await fetch(database_url, "INSERT INTO budgets (id, tenant_id, period, limit_usd, hard) VALUES ($1, $2, 'month', $3, true)",
                 uuid.uuid4(), tenant.tenant_id, limit)
-    cs = clients(instances, tenant.key)
-    results = await asyncio.gather(*(call(cs[i % 2], max_tokens=100) for i in range(80)))
+    async with clients(instances, tenant.key) as cs:
+        results = await asyncio.gather(*(call(cs[i % 2], max_tokens=100) for i in range(80)))
     served = [h for status, h in results if status == 200]
     assert served and any(status == 402 for status, _ in results)
     assert all(status in (200, 402) for status, _ in results)
@@ -66,8 +66,8 @@ async def test_rate_limit_exact_across_instances(instances, database_url):
     if now.second > 45:  # keep the burst inside one minute window
         await asyncio.sleep(61 - now.second)
     tenant = await acreate_tenant_with_key(database_url, rpm=12)
-    cs = clients(instances, tenant.key)
-    results = await asyncio.gather(*(call(cs[i % 2]) for i in range(40)))
+    async with clients(instances, tenant.key) as cs:
+        results = await asyncio.gather(*(call(cs[i % 2]) for i in range(40)))
     statuses = sorted(status for status, _ in results)
     assert statuses.count(200) == 12 and statuses.count(429) == 28
     assert all("retry-after" in h for status, h in results if status == 429)
@@ -76,12 +76,12 @@ async def test_rate_limit_exact_across_instances(instances, database_url):
 @pytest.mark.slow
 async def test_revoked_key_refused_at_once_on_every_instance(instances, database_url):
     tenant = await acreate_tenant_with_key(database_url)
-    cs = clients(instances, tenant.key)
-    # Every worker of both instances has the key cached.
-    assert all(s == 200 for s, _ in await asyncio.gather(*(call(cs[i % 2]) for i in range(8))))
-    r = httpx.delete(instances[0].url + f"/admin/keys/{tenant.key_prefix}", headers=ADMIN)
-    assert r.status_code == 200
-    started = time.monotonic()
-    results = await asyncio.gather(*(call(cs[i % 2]) for i in range(8)))
+    async with clients(instances, tenant.key) as cs:
+        # Every worker of both instances has the key cached.
+        assert all(s == 200 for s, _ in await asyncio.gather(*(call(cs[i % 2]) for i in range(8))))
+        r = httpx.delete(instances[0].url + f"/admin/keys/{tenant.key_prefix}", headers=ADMIN)
+        assert r.status_code == 200
+        started = time.monotonic()
+        results = await asyncio.gather(*(call(cs[i % 2]) for i in range(8)))
     assert [s for s, _ in results] == [401] * 8
     assert time.monotonic() - started < 2
