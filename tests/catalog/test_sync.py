@@ -9,7 +9,6 @@ import sys
 from decimal import Decimal
 
 import httpx
-import yaml
 
 from service.catalog import sync
 from service.catalog.loader import default_catalog_text, parse_catalog

@@ -12,7 +12,7 @@ import pytest
 
 from service.catalog.loader import load_catalog
 from tests.conftest import LiveGateway
-from tests.support import create_tenant_with_key, fetch, wait_for_rows
+from tests.support import create_tenant_with_key, wait_for_rows
 
 CATALOG = load_catalog()
 HELLO = [{"role": "user", "content": "Say hello."}]
