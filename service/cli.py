@@ -37,10 +37,6 @@ def serve_forever(host: str, port: int, workers: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    # Imported before the fork, so each worker starts from loaded modules (shared pages, and a
-    # shorter window before it can take a stop signal: see service.worker_signals).
-    import service.app  # noqa: F401
-
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiproc = Path(os.environ.get("SWITCHYARD_DATA_DIR", ".switchyard")) / "prometheus"
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
@@ -50,6 +46,11 @@ def serve_forever(host: str, port: int, workers: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.db"):
             stale.unlink()
+    # Imported before the fork, so each worker starts from loaded modules (shared pages, and a
+    # shorter window before it can take a stop signal: see service.worker_signals). Only now:
+    # prometheus_client picks its multiprocess mode from the environment when first imported.
+    import service.app  # noqa: F401
+
     Granian(
         "service.app:app_from_env",
         factory=True,

@@ -23,13 +23,16 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, standins, database_url: str, *, workers: int = 2, **env: str) -> None:
+    def __init__(self, standins, database_url: str, *, workers: int = 2, metrics_dir: bool = True,
+                 **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix="switchyard-serve-"))
         self.log_path = self.data_dir / "server.log"
         self.env = {**os.environ, **gateway_env(standins, database_url, self.data_dir, **env)}
-        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "prometheus")
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if metrics_dir:  # else `serve` must choose one itself, as it does in production
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "prometheus")
         self.workers = workers
         self.process: subprocess.Popen | None = None
 

@@ -1,0 +1,32 @@
+"""`switchyard serve` with several workers counts every request once, with nothing set by hand."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.scale.serve_process import ServeProcess
+from tests.support import acreate_tenant_with_key
+
+
+@pytest.mark.slow
+async def test_workers_share_one_metrics_directory_by_default(standins, database_url):
+    tenant = await acreate_tenant_with_key(database_url)
+    server = ServeProcess(standins, database_url, workers=2, metrics_dir=False).start()
+    try:
+        for i in range(12):  # a new connection each time, so both workers take some
+            r = httpx.post(server.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {tenant.key}"},
+                           json={"model": "openai/gpt-oss-120b", "provider": {"only": ["baseten"]},
+                                 "messages": [{"role": "user", "content": f"hi {i}"}]}, timeout=20)
+            assert r.status_code == 200
+        # Multiprocess mode writes each worker's values to files under the data directory; without
+        # it a scrape would show whichever worker answered it.
+        assert list((server.data_dir / "prometheus").glob("*.db"))
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        served = sum(s.value for family in text_string_to_metric_families(text)
+                     if family.name == "switchyard_requests" for s in family.samples
+                     if s.name == "switchyard_requests_total")
+        assert served == 12
+    finally:
+        assert server.stop() == 0, server.log()[-2000:]
