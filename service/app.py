@@ -13,6 +13,7 @@ from litestar.openapi.config import OpenAPIConfig
 
 from service.api.admin import ADMIN_HANDLERS
 from service.api.chat import chat_completions, quote
+from service.api.chat_asgi import chat_fast_path
 from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz
 from service.api.models import list_models
@@ -135,7 +136,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     )
     # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
     # routes: the router's own 404 and 405 answers get an x-request-id too.
-    app.asgi_handler = request_id_middleware(header_limit_middleware(app.asgi_handler))
+    app.asgi_handler = request_id_middleware(header_limit_middleware(chat_fast_path(app.asgi_handler, app)))
     return app
 
 

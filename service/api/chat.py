@@ -1,11 +1,26 @@
-"""POST /v1/chat/completions and POST /v1/quote: thin controllers over the gateway."""
+"""POST /v1/chat/completions and POST /v1/quote: thin controllers over the gateway.
+
+Chat requests are served by `service.api.chat_asgi` below Litestar (the route here stays for
+the published OpenAPI schema and for apps built without the fast path); both run `run_chat`."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from service.api.common import JSON, authenticate, json_body, json_response, runtime
+from service.api.common import (
+    JSON,
+    authenticate,
+    authenticate_header,
+    check_content_type,
+    decode_json,
+    json_body,
+    json_response,
+    runtime,
+)
 from service.chat.validate import validate_chat_request
 from service.errors import GatewayError
 from service.gateway.context import RequestContext
@@ -13,23 +28,22 @@ from service.gateway.context import RequestContext
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request) -> Response | Stream:
-    rt = runtime(request)
+async def run_chat(rt: Any, request_id: str, authorization: str | None, content_type: str,
+                   read_body: Callable[[], Awaitable[bytes]]) -> tuple[Any, dict[str, str], bool]:
+    """One chat request up to its answer: (body bytes or a chunk iterator, headers, streamed).
+
+    Raises GatewayError for the client; every refusal is counted and logged before it leaves."""
     principal = None
     try:
-        principal = await authenticate(request)
-        body = await json_body(request)
+        principal = await authenticate_header(rt, authorization)
+        check_content_type(content_type)
+        body = decode_json(await read_body())
         view = validate_chat_request(body)
     except GatewayError as err:
-        rt.gateway.rejected(request.scope["state"]["request_id"], err, principal)
+        rt.gateway.rejected(request_id, err, principal)
         raise
-    ctx = RequestContext(
-        request_id=request.scope["state"]["request_id"],
-        principal=principal,
-        requested_model=view.model,
-        stream=view.stream,
-    )
+    ctx = RequestContext(request_id=request_id, principal=principal, requested_model=view.model,
+                         stream=view.stream)
     try:
         content, headers = await rt.gateway.handle(ctx, body, view)
     except GatewayError as err:
@@ -38,9 +52,18 @@ async def chat_completions(request: Request) -> Response | Stream:
         ctx.error_code = ctx.error_code or err.code
         rt.gateway.finish(ctx)
         raise
-    if view.stream:
+    if not view.stream:
+        rt.gateway.finish(ctx)  # a stream finishes when its relay ends
+    return content, headers, view.stream
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: Request) -> Response | Stream:
+    content, headers, stream = await run_chat(
+        runtime(request), request.scope["state"]["request_id"], request.headers.get("authorization"),
+        request.headers.get("content-type", ""), request.body)
+    if stream:
         return Stream(content, media_type="text/event-stream", headers={**STREAM_HEADERS, **headers})
-    rt.gateway.finish(ctx)
     return Response(content=content, media_type=JSON, headers=headers)
 
 

@@ -19,7 +19,10 @@ def runtime(request: Request):
 
 
 async def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization")
+    return await authenticate_header(runtime(request), request.headers.get("authorization"))
+
+
+async def authenticate_header(rt, header: str | None) -> Principal:
     if not header:
         raise GatewayError(401, "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
                            type="authentication_error", code="missing_api_key")
@@ -28,7 +31,7 @@ async def authenticate(request: Request) -> Principal:
         raise GatewayError(401, "The Authorization header must be `Bearer <key>`.",
                            type="authentication_error", code="invalid_api_key")
     try:
-        principal = await runtime(request).auth.authenticate(key.strip())
+        principal = await rt.auth.authenticate(key.strip())
     except AuthUnavailable:
         raise GatewayError(503, "API keys cannot be checked right now (the database is unavailable); retry shortly.",
                            type="server_error", code="auth_unavailable", headers={"retry-after": "2"}) from None
@@ -38,10 +41,16 @@ async def authenticate(request: Request) -> Principal:
 
 
 async def json_body(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "")
+    check_content_type(request.headers.get("content-type", ""))
+    return decode_json(await request.body())
+
+
+def check_content_type(content_type: str) -> None:
     if content_type and "json" not in content_type.lower():
         raise GatewayError(415, "Send the body as application/json.", code="unsupported_media_type")
-    raw = await request.body()
+
+
+def decode_json(raw: bytes) -> Any:
     if not raw:
         raise GatewayError(400, "The request body is empty; send a JSON object.", code="invalid_json")
     try:

@@ -20,7 +20,8 @@ import msgspec
 
 from service.simulator.baseten_checks import Reject, check_auth, validate
 from service.simulator.catalog import load_fake_catalog
-from service.simulator.control import BasetenConfig, ClientGone, RequestLog, handle_control, read_request_body
+from service.asgi import ClientGone, read_request_body
+from service.simulator.control import BasetenConfig, RequestLog, handle_control
 from service.simulator.engine import (
     FakeModel,
     coalesce_chunks,

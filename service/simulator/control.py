@@ -198,25 +198,3 @@ def handle_control(state: ControlledState, method: str, path: str, body: bytes) 
         state.faults.clear()
         return 200, {"ok": True}
     return 404, {"error": f"no control action {method} {path}"}
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request body arrived."""
-
-
-async def read_request_body(receive: Any, cap: int, declared: int | None = None) -> bytes | None:
-    """A stand-in's whole request body, or None when it exceeds `cap`; ClientGone on a disconnect."""
-    if declared is not None and declared > cap:
-        return None
-    parts, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > cap:
-            return None
-        parts.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(parts)

@@ -14,13 +14,8 @@ import msgspec
 
 from service.simulator.baseten import BasetenState, create_app
 from service.simulator.catalog import load_fake_catalog
-from service.simulator.control import (
-    BasetenConfig,
-    ClientGone,
-    common_control,
-    handle_control,
-    read_request_body,
-)
+from service.asgi import ClientGone, read_request_body
+from service.simulator.control import BasetenConfig, common_control, handle_control
 from service.simulator.engine import FakeModel
 
 # The key the marketplaces use for their own Baseten account; never seen by their clients.
