@@ -30,7 +30,7 @@ from service.routing.health import BreakerConfig, HealthBoard
 from service.routing.planner import Planner
 from service.settings import Settings
 from service.upstreams.baseten import BasetenAdapter
-from service.upstreams.http import create_http_client, create_transport
+from service.upstreams.http import create_http_client, create_session, create_transport
 
 log = structlog.get_logger("switchyard.runtime")
 
@@ -52,6 +52,7 @@ class Runtime:
         self.calibration = Calibration()
         self.adapters: dict[str, Any] = {}
         self.http = None
+        self.session = None
         self.auth = AuthCache(lambda: self.pool)
         self.ledger = UsageWriter(
             lambda: self.pool,
@@ -73,6 +74,7 @@ class Runtime:
         s = self.settings
         self.transport = create_transport()
         self.http = create_http_client(s.timeouts, transport=self.transport)
+        self.session = create_session()
         self.adapters = self._build_adapters()
         try:
             self.pool = await create_pool(s.database_url)
@@ -102,8 +104,7 @@ class Runtime:
         s = self.settings
         adapters: dict[str, Any] = {}
         if s.baseten_api_key:
-            adapters["baseten"] = BasetenAdapter(self.http, s.baseten_base_url, s.baseten_api_key, s.timeouts,
-                                                transport=self.transport)
+            adapters["baseten"] = BasetenAdapter(self.session, s.baseten_base_url, s.baseten_api_key, s.timeouts)
         if s.xpay_api_key:
             from service.upstreams.xpay import XpayAdapter
 
@@ -172,6 +173,8 @@ class Runtime:
             await adapter.aclose()
         if self.http is not None:
             await self.http.aclose()
+        if self.session is not None:
+            await self.session.close()
         if self.pool is not None:
             await self.pool.close()
         log.info("stopped", rows_written=self.ledger.written, rows_spilled=self.ledger.spilled)

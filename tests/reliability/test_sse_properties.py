@@ -3,7 +3,6 @@ malformed and cut streams from the stand-in."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from service.chat.sse import SSEParser
 from service.errors import ErrorKind, UpstreamError
 from service.settings import Timeouts
 from service.upstreams.baseten import BasetenAdapter
+from service.upstreams.http import create_session
 from tests.reliability.bad_sse import chunked, cut_streams, sse_streams
 from tests.reliability.fault_control import arm
 
@@ -74,9 +74,12 @@ HELLO = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]
 
 @pytest.fixture()
 async def adapter(standins):
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client:
-        yield BasetenAdapter(client, standins.baseten_url, standins.api_keys["baseten"],
+    session = create_session()
+    try:
+        yield BasetenAdapter(session, standins.baseten_url, standins.api_keys["baseten"],
                              Timeouts(connect=2, first_byte=1, total=3))
+    finally:
+        await session.close()
 
 
 @pytest.fixture(scope="module")
