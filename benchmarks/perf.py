@@ -166,6 +166,9 @@ class Bench:
 
     def finish_gateway(self, gateway: Gateway, data_dir: Path, sent: int, rows_before: dict[str, int]) -> dict:
         counted = scrape_counter(gateway.url, "switchyard_requests_total")
+        # Requests whose client vanished while sending them (wrk cuts its last ones at the end of a
+        # run): the gateway counts and logs them, and no upstream was called, so no usage row.
+        gone = scrape_counter(gateway.url, 'switchyard_rejections_total{reason="client_disconnected"}')
         code = gateway.stop()
         rows_after = self.db.usage_rows()
         by_status = {k: v - rows_before.get(k, 0) for k, v in rows_after.items() if v - rows_before.get(k, 0)}
@@ -176,7 +179,8 @@ class Bench:
             "rows": rows,
             "rows_by_status": by_status,
             "spilled": spilled_rows(data_dir),
-            "lost": max(0, sent - rows),
+            "gone_before_upstream": int(gone) if gone == gone else 0,
+            "lost": max(0, sent - rows - (int(gone) if gone == gone else 0)),
             "extra": max(0, rows - sent),
             "gateway_exit_code": code,
         }

@@ -21,6 +21,7 @@ from service.api.common import (
     json_response,
     runtime,
 )
+from service.asgi import ClientGone
 from service.chat.validate import validate_chat_request
 from service.errors import GatewayError
 from service.gateway.context import RequestContext
@@ -42,6 +43,11 @@ async def run_chat(rt: Any, request_id: str, authorization: str | None, content_
     except GatewayError as err:
         rt.gateway.rejected(request_id, err, principal)
         raise
+    except ClientGone:
+        # Nothing reached an upstream, so there is no usage row; counted and logged all the same.
+        err = GatewayError(499, "The client disconnected before its request arrived.", code="client_disconnected")
+        rt.gateway.rejected(request_id, err, principal)
+        raise err from None
     ctx = RequestContext(request_id=request_id, principal=principal, requested_model=view.model,
                          stream=view.stream)
     try:

@@ -59,10 +59,8 @@ async def serve_chat(rt: Any, scope: dict, receive: Any, send: Any) -> None:
         content, headers, stream = await run_chat(rt, scope["state"]["request_id"], authorization,
                                                   content_type or "", read_body)
     except GatewayError as err:
-        await send_bytes(send, err.status, JSON, err.encoded(), err.headers)
+        await send_bytes(send, err.status, JSON, err.encoded(), err.headers)  # dropped if the client is gone
         return
-    except ClientGone:
-        return  # nobody to answer
     except Exception as exc:  # noqa: BLE001 - the client still gets an answer in OpenAI's shape
         log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
         err = GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error")
@@ -73,8 +71,15 @@ async def serve_chat(rt: Any, scope: dict, receive: Any, send: Any) -> None:
         return
     raw = encode_headers({**STREAM_HEADERS, **headers})
     raw.append((b"content-type", EVENT_STREAM))
-    await send({"type": "http.response.start", "status": 200, "headers": raw})
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+    except Exception:  # noqa: BLE001 - the server refused: the client is gone before the first byte
+        send = _refused  # the relay still runs far enough to meter the attempt and close the upstream
     await stream_body(content, receive, send)
+
+
+async def _refused(_message: dict) -> None:
+    raise ClientGone
 
 
 async def stream_body(chunks: AsyncIterator[bytes], receive: Any, send: Any) -> None:

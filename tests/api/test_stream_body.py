@@ -86,3 +86,11 @@ async def test_a_cancellation_from_outside_is_not_swallowed():
         pass
     assert inner.cancelled()
     assert relay.ended == "cancelled"
+
+
+async def test_a_relay_that_never_started_still_runs_its_bookkeeping_when_the_start_is_refused():
+    from service.api.chat_asgi import _refused
+
+    relay = Relay(3)
+    await stream_body(relay(), receiver(None), _refused)
+    assert relay.ended == "closed"  # entered, so its finally ran: the attempt is metered
