@@ -78,6 +78,7 @@ def summarise(results: dict) -> dict:
             "peak_rss_mib": _get(gw, "peak_rss_mib"),
             "requests_sent": _get(gw, "ledger", "requests_sent"),
             "usage_rows": _get(gw, "ledger", "rows"),
+            "gone_before_upstream": _get(gw, "ledger", "gone_before_upstream"),
             "rows_lost": _get(gw, "ledger", "lost"),
             "failed_requests": _get(gw, "failed_requests"),
         }
@@ -137,6 +138,7 @@ ROWS = (
     ("gateway peak RSS, all processes (MiB)", "peak_rss_mib", 1),
     ("requests sent to the gateway", "requests_sent", 0),
     ("usage rows in the ledger", "usage_rows", 0),
+    ("cut by the client before any upstream (no row due)", "gone_before_upstream", 0),
     ("usage rows lost", "rows_lost", 0),
     ("failed requests (non-2xx, socket errors)", "failed_requests", 0),
 )
