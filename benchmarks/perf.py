@@ -213,6 +213,7 @@ class Bench:
             sampler.stop()
         out["processes"] = len(hwm)
         out["peak_rss_mib"] = round(sampler.peak_kib / MIB, 1)
+        out["peak_pss_mib"] = round(sampler.peak_pss_kib / MIB, 1)
         out["sum_of_process_peaks_mib"] = round(sum(peak for _, peak in hwm.values()) / MIB, 1)
         out["failed_requests"] = failed
         log(f"gateway {mode}: stopping (the usage writer drains), counting the ledger")
@@ -264,6 +265,7 @@ class Bench:
             "rss_start_mib": round(samples[0].rss_kib / MIB, 1) if samples else None,
             "rss_end_mib": round(samples[-1].rss_kib / MIB, 1) if samples else None,
             "peak_rss_mib": round(sampler.peak_kib / MIB, 1),
+            "peak_pss_mib": round(sampler.peak_pss_kib / MIB, 1),
             "slope_mib_per_hour": round(slope, 2),
             "slope_second_half_mib_per_hour": round(slope_half, 2),
             "flat_limit_mib_per_hour": FLAT_LIMIT_MIB_PER_HOUR,

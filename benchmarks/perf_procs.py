@@ -76,10 +76,22 @@ def rss_kib(pids: list[int]) -> dict[int, tuple[int, int]]:
     return out
 
 
+def pss_kib(pids: list[int]) -> int:
+    """Summed proportional set size: pages shared between the processes (the workers fork from a
+    master that has loaded the app) counted once in all, where summed RSS counts them in each."""
+    total = 0
+    for pid in pids:
+        text = _read(PROC / str(pid) / "smaps_rollup")
+        if text is not None:
+            total += parse_status_kib(text, "Pss")
+    return total
+
+
 @dataclass
 class Sample:
     t: float
     rss_kib: int
+    pss_kib: int = 0
 
 
 @dataclass
@@ -101,8 +113,9 @@ class TreeSampler:
     def _run(self) -> None:
         start = time.monotonic()
         while not self._stop.is_set():
-            usage = rss_kib(descendants(self.root))
-            self.samples.append(Sample(time.monotonic() - start, sum(r for r, _ in usage.values())))
+            pids = descendants(self.root)
+            usage = rss_kib(pids)
+            self.samples.append(Sample(time.monotonic() - start, sum(r for r, _ in usage.values()), pss_kib(pids)))
             self._stop.wait(self.interval)
 
     def stop(self) -> list[Sample]:
@@ -114,6 +127,10 @@ class TreeSampler:
     @property
     def peak_kib(self) -> int:
         return max((s.rss_kib for s in self.samples), default=0)
+
+    @property
+    def peak_pss_kib(self) -> int:
+        return max((s.pss_kib for s in self.samples), default=0)
 
 
 def slope_per_minute(samples: list[Sample]) -> float:

@@ -76,6 +76,7 @@ def summarise(results: dict) -> dict:
             "wrk_cores_c32": _get(gw, "c32", "cores_used", "wrk"),
             "other_cores_c32": _get(gw, "c32", "cores_used", "other"),
             "peak_rss_mib": _get(gw, "peak_rss_mib"),
+            "peak_pss_mib": _get(gw, "peak_pss_mib"),
             "requests_sent": _get(gw, "ledger", "requests_sent"),
             "usage_rows": _get(gw, "ledger", "rows"),
             "gone_before_upstream": _get(gw, "ledger", "gone_before_upstream"),
@@ -136,6 +137,7 @@ ROWS = (
     ("cores used at 32 conn: wrk", "wrk_cores_c32", 2),
     ("cores used at 32 conn: Postgres + other", "other_cores_c32", 2),
     ("gateway peak RSS, all processes (MiB)", "peak_rss_mib", 1),
+    ("gateway peak PSS, all processes (MiB)", "peak_pss_mib", 1),
     ("requests sent to the gateway", "requests_sent", 0),
     ("usage rows in the ledger", "usage_rows", 0),
     ("cut by the client before any upstream (no row due)", "gone_before_upstream", 0),
@@ -170,7 +172,7 @@ def soak_table(soak: dict) -> str:
         f"soak: {soak['minutes']} min, {'stream' if soak['stream'] else 'non-stream'}, "
         f"{soak['connections']} connections, {_fmt(soak['rps'], 0)} req/s",
         f"  RSS start {_fmt(soak['rss_start_mib'], 1)} MiB, end {_fmt(soak['rss_end_mib'], 1)} MiB, "
-        f"peak {_fmt(soak['peak_rss_mib'], 1)} MiB",
+        f"peak {_fmt(soak['peak_rss_mib'], 1)} MiB (PSS {_fmt(soak.get('peak_pss_mib'), 1)} MiB)",
         f"  RSS slope, whole run: {_fmt(soak['slope_mib_per_hour'], 2)} MiB/hour; "
         f"second half: {_fmt(soak['slope_second_half_mib_per_hour'], 2)} MiB/hour",
         f"  {soak['flat']}: memory flat (second-half slope <= {soak['flat_limit_mib_per_hour']:g} MiB/hour)",

@@ -146,3 +146,13 @@ def test_nginx_and_wrk_end_to_end():
         nginx.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
     assert nginx.process.poll() is not None
+
+
+def test_pss_counts_a_process_and_is_at_most_its_rss():
+    import os
+
+    from benchmarks.perf_procs import pss_kib, rss_kib
+
+    pid = os.getpid()
+    rss, _ = rss_kib([pid])[pid]
+    assert 0 < pss_kib([pid]) <= rss
