@@ -35,6 +35,7 @@ from benchmarks.perf_gateway import Database, Gateway, gateway_environment, pref
 from benchmarks.perf_procs import (TreeSampler, children_cpu_seconds, cpu_seconds, descendants,
                                    machine_busy_seconds, rss_kib, slope_per_minute)
 from benchmarks.perf_report import MIB, evaluate, soak_table, summarise, table, write_results
+from benchmarks.perf_standins import run_standins, standins_table
 from benchmarks.perf_ttft import measure_ttft
 from benchmarks.perf_upstream import Nginx, request_bytes
 from benchmarks.perf_wrk import Wrk, WrkResult
@@ -56,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="the gateway's LOG_LEVEL; production's INFO logs a line per request (default)")
     p.add_argument("--only", choices=("json", "stream"), help="measure one mode only")
+    p.add_argument("--standin-duration", type=float, default=8,
+                   help="seconds of each stand-in phase (paced streams, xpay, Orthogonal); 0 skips them")
     p.add_argument("--soak", type=float, metavar="MINUTES", help="hold load for MINUTES and report RSS drift")
     p.add_argument("--soak-stream", action="store_true", help="soak with streams instead of non-stream")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
@@ -241,6 +244,10 @@ class Bench:
                 spy.kill()
                 spy.wait(5)
 
+    # ---- the stand-ins: a model's pace, and the marketplace routes ------------------------------
+    def standins(self) -> dict:
+        return run_standins(self.db, self.run_dir, self.args, self.stack, log)
+
     # ---- soak -----------------------------------------------------------------------------------
     def soak(self, minutes: float, stream: bool) -> dict:
         mode = "stream" if stream else "json"
@@ -344,9 +351,13 @@ def main(argv: list[str] | None = None) -> int:
             modes = [args.only] if args.only else ["json", "stream"]
             results["direct"] = {mode: bench.direct(mode) for mode in modes}
             results["gateway"] = {mode: bench.gateway(mode) for mode in modes}
+            if not args.only and args.standin_duration > 0:
+                results["standins"] = bench.standins()
             results["summary"] = summarise(results)
             results["targets"] = evaluate(results["summary"])
             report = table(results["summary"], results["targets"])
+            if "standins" in results:
+                report += "\n\n" + standins_table(results["standins"])
         bench.failed = False
     except KeyboardInterrupt:
         log("interrupted: stopping everything the benchmark started")

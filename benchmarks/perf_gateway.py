@@ -26,13 +26,16 @@ _INHERITED_OUT = ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR", "XPAY_API_KEY", "O
 FAKE_BASETEN_KEY = "bench-baseten-key"
 
 
-def gateway_environment(upstream_url: str, database_url: str, data_dir: Path, log_level: str) -> dict[str, str]:
+def gateway_environment(upstream_url: str | None, database_url: str, data_dir: Path, log_level: str,
+                        *, upstreams: SimpleNamespace | None = None, **extra: str) -> dict[str, str]:
+    """The gateway's environment: Baseten at `upstream_url` (nginx), or every front end as
+    `upstreams` names them (the stand-ins: api_keys, baseten_url, xpay_url, orthogonal_url)."""
     from tests.support import gateway_env
 
-    upstream = SimpleNamespace(api_keys={"baseten": FAKE_BASETEN_KEY}, baseten_url=upstream_url + "/v1",
-                               xpay_url=None, orthogonal_url=None)
+    upstream = upstreams or SimpleNamespace(api_keys={"baseten": FAKE_BASETEN_KEY}, baseten_url=upstream_url + "/v1",
+                                            xpay_url=None, orthogonal_url=None)
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED_OUT and not k.startswith("SWITCHYARD_")}
-    env.update(gateway_env(upstream, database_url, data_dir, LOG_LEVEL=log_level))
+    env.update(gateway_env(upstream, database_url, data_dir, LOG_LEVEL=log_level, **extra))
     for name in _TEST_ONLY:
         env.pop(name, None)
     return env
@@ -195,17 +198,19 @@ class Database:
             raise
         return cls(pg, url, tenant.key)
 
-    def usage_rows(self) -> dict[str, int]:
-        """Ledger rows by status."""
+    def usage_rows(self, by: str = "status") -> dict[str, int]:
+        """Ledger rows by status (or by front end)."""
+        column = {"status": "status", "front_end": "front_end"}[by]
+
         async def count() -> dict[str, int]:
             import asyncpg
 
             conn = await asyncpg.connect(self.url)
             try:
-                rows = await conn.fetch("SELECT status, count(*) AS n FROM usage_events GROUP BY status")
+                rows = await conn.fetch(f"SELECT {column} AS k, count(*) AS n FROM usage_events GROUP BY {column}")
             finally:
                 await conn.close()
-            return {r["status"]: r["n"] for r in rows}
+            return {r["k"]: r["n"] for r in rows}
 
         return asyncio.run(count())
 

@@ -156,3 +156,20 @@ def test_pss_counts_a_process_and_is_at_most_its_rss():
     pid = os.getpid()
     rss, _ = rss_kib([pid])[pid]
     assert 0 < pss_kib([pid]) <= rss
+
+
+def test_the_standin_phase_drives_paced_streams_against_a_real_standin_process():
+    from benchmarks.perf_standins import INTER_TOKEN_MS, StandinProcess, drive, stream_body, summarise_standins
+
+    servers = StandinProcess().start()
+    try:
+        servers.configure()
+        phase = drive(servers.urls["baseten"] + "/chat/completions", stream_body(False), servers.keys["baseten"],
+                      in_flight=4, seconds=1.0).as_json()
+    finally:
+        servers.stop()
+    assert phase["requests"] >= 4 and phase["errors"] == 0
+    # Paced: the first token waits TTFT_MS, the rest INTER_TOKEN_MS each.
+    assert phase["ttft_ms"]["p50"] >= 45 and phase["total_ms"]["p50"] > phase["ttft_ms"]["p50"] + INTER_TOKEN_MS
+    fake = {"direct_streams": phase, "gateway_streams": phase, "xpay": phase, "orthogonal": phase}
+    assert summarise_standins(fake)["added_ttft_p50_ms"] == 0
