@@ -167,24 +167,32 @@ class Bench:
         }
         return result, figures
 
-    def finish_gateway(self, gateway: Gateway, data_dir: Path, sent: int, rows_before: dict[str, int]) -> dict:
-        counted = scrape_counter(gateway.url, "switchyard_requests_total")
-        # Requests whose client vanished while sending them (wrk cuts its last ones at the end of a
-        # run): the gateway counts and logs them, and no upstream was called, so no usage row.
-        gone = scrape_counter(gateway.url, 'switchyard_rejections_total{reason="client_disconnected"}')
+    def finish_gateway(self, gateway: Gateway, data_dir: Path, sent: int, answered: int,
+                       rows_before: dict[str, int]) -> dict:
+        """Checks the ledger against two counts that must each have a row per request: what the
+        gateway says it handled (its request counter, less requests refused before any upstream)
+        and what the clients received answers for. wrk's last requests, written as a run ends and
+        cut with their connection, may never reach the gateway's handler: shown, not counted lost."""
+        counted = _number(scrape_counter(gateway.url, "switchyard_requests_total"))
+        refused = _number(scrape_counter(gateway.url, "switchyard_rejections_total"))
+        gone = _number(scrape_counter(gateway.url, 'switchyard_rejections_total{reason="client_disconnected"}'))
         code = gateway.stop()
         rows_after = self.db.usage_rows()
         by_status = {k: v - rows_before.get(k, 0) for k, v in rows_after.items() if v - rows_before.get(k, 0)}
         rows = sum(by_status.values())
+        handled = counted - refused
         return {
             "requests_sent": sent,
-            "gateway_counted": int(counted) if counted == counted else None,
+            "requests_answered": answered,
+            "gateway_counted": counted,
+            "gateway_handled": handled,
             "rows": rows,
             "rows_by_status": by_status,
             "spilled": spilled_rows(data_dir),
-            "gone_before_upstream": int(gone) if gone == gone else 0,
-            "lost": max(0, sent - rows - (int(gone) if gone == gone else 0)),
-            "extra": max(0, rows - sent),
+            "gone_before_upstream": gone,
+            "never_reached_gateway": max(0, sent - counted),
+            "lost": max(0, handled - rows, answered - rows),
+            "extra": max(0, rows - handled),
             "gateway_exit_code": code,
         }
 
@@ -192,12 +200,12 @@ class Bench:
         a = self.args
         rows_before = self.db.usage_rows()
         gateway, data_dir = self.start_gateway(mode)
-        sent, failed = 1, 0  # the preflight request
+        sent, answered, failed = 1, 1, 0  # the preflight request
         sampler = TreeSampler(gateway.process.pid, interval=0.5).start()
         try:
             log(f"gateway {mode}: warm-up, {a.warmup:g} s")
             warm, _ = self.load(gateway, mode, a.connections, a.warmup)
-            sent, failed = sent + warm.sent, failed + warm.failed
+            sent, answered, failed = sent + warm.sent, answered + warm.requests - warm.failed, failed + warm.failed
             out: dict = {}
             for label, conns, seconds in (("c32", a.connections, a.duration), ("c1", 1, a.single_duration)):
                 log(f"gateway {mode}: {conns} connection(s), {seconds:g} s")
@@ -206,11 +214,13 @@ class Bench:
                 if profile is not None and profile.exists():
                     out[label]["profile"] = str(profile)
                 sent, failed = sent + result.sent, failed + result.failed
+                answered += result.requests - result.failed
             if mode == "stream":
                 log(f"gateway stream: time to first byte, {a.ttft_requests} requests")
                 ttft = measure_ttft(gateway.url + CHAT, request_bytes(stream=True), self.db.key, a.ttft_requests)
                 out["ttft"] = ttft.as_json()
                 sent, failed = sent + ttft.requests, failed + ttft.errors
+                answered += ttft.requests - ttft.errors
             hwm = rss_kib(gateway.pids)
         finally:
             sampler.stop()
@@ -220,7 +230,7 @@ class Bench:
         out["sum_of_process_peaks_mib"] = round(sum(peak for _, peak in hwm.values()) / MIB, 1)
         out["failed_requests"] = failed
         log(f"gateway {mode}: stopping (the usage writer drains), counting the ledger")
-        out["ledger"] = self.finish_gateway(gateway, data_dir, sent, rows_before)
+        out["ledger"] = self.finish_gateway(gateway, data_dir, sent, answered, rows_before)
         return out
 
     @contextlib.contextmanager
@@ -277,8 +287,13 @@ class Bench:
             "slope_second_half_mib_per_hour": round(slope_half, 2),
             "flat_limit_mib_per_hour": FLAT_LIMIT_MIB_PER_HOUR,
             "flat": "PASS" if slope_half <= FLAT_LIMIT_MIB_PER_HOUR else "FAIL",
-            "ledger": self.finish_gateway(gateway, data_dir, 1 + result.sent, rows_before),
+            "ledger": self.finish_gateway(gateway, data_dir, 1 + result.sent, 1 + result.requests - result.failed,
+                                          rows_before),
         }
+
+
+def _number(value: float) -> int:
+    return int(value) if value == value else 0  # NaN: the scrape failed
 
 
 def log(message: str) -> None:

@@ -80,6 +80,7 @@ def summarise(results: dict) -> dict:
             "requests_sent": _get(gw, "ledger", "requests_sent"),
             "usage_rows": _get(gw, "ledger", "rows"),
             "gone_before_upstream": _get(gw, "ledger", "gone_before_upstream"),
+            "never_reached_gateway": _get(gw, "ledger", "never_reached_gateway"),
             "rows_lost": _get(gw, "ledger", "lost"),
             "failed_requests": _get(gw, "failed_requests"),
         }
@@ -141,6 +142,7 @@ ROWS = (
     ("requests sent to the gateway", "requests_sent", 0),
     ("usage rows in the ledger", "usage_rows", 0),
     ("cut by the client before any upstream (no row due)", "gone_before_upstream", 0),
+    ("cut by wrk at the run's end, never reached the gateway", "never_reached_gateway", 0),
     ("usage rows lost", "rows_lost", 0),
     ("failed requests (non-2xx, socket errors)", "failed_requests", 0),
 )
