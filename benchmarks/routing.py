@@ -154,7 +154,8 @@ def classify_excess(plan: Plan, mine: Route, best: Route, planned_cost_flat: boo
     return "per-token taken; flat fee was cheaper (answer or prompt longer than expected)"
 
 
-def run(count: int, seed: int) -> dict[str, Any]:
+def run(count: int, seed: int, *, tenant_memory: bool = True) -> dict[str, Any]:
+    """`tenant_memory`: the planner learns each tenant's answer lengths, as the gateway does."""
     catalog = load_catalog()
     started = time.perf_counter()
     trace = build_trace(catalog, count, seed)
@@ -172,7 +173,9 @@ def run(count: int, seed: int) -> dict[str, Any]:
         t1 = clock()
         needs = derive_needs(body, view)
         t2 = clock()
-        plan = planner.plan(view.model, needs, view.provider, NO_POLICY, fallbacks=view.models)
+        tenant = req.tenant if tenant_memory else None
+        policy = Policy(tenant=tenant) if tenant_memory else NO_POLICY
+        plan = planner.plan(view.model, needs, view.provider, policy, fallbacks=view.models)
         t3 = clock()
         t.timings_ns["validate_chat_request"].append(t1 - t0)
         t.timings_ns["derive_needs"].append(t2 - t1)
@@ -187,7 +190,7 @@ def run(count: int, seed: int) -> dict[str, Any]:
             prompt, completion = trace.true_usage(req, catalog.models[route.model], needs.base_prompt_tokens)
             mine = Choice(route, route_cost(route, prompt, completion))
             # As the gateway does after every served attempt that reports usage.
-            calibration.observe(route.model, needs.base_prompt_tokens, prompt, completion)
+            calibration.observe(route.model, needs.base_prompt_tokens, prompt, completion, tenant=tenant)
         best = oracle_choice(catalog, trace, req, needs, models)
         base = baseline_choice(catalog, trace, req, needs, models)
 
@@ -322,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     result = run(args.requests, args.seed)
+    # The same trace once more with the planner blind to who is asking: what tenant memory is worth.
+    blind = run(args.requests, args.seed, tenant_memory=False)
+    result["without_tenant_memory"] = {"b_switchyard": blind["all_served_usd"]["b_switchyard"],
+                                       "gap_b_to_c": blind["gap_b_to_c"]}
     print(render(result))
+    print(f"without per-tenant answer lengths: (b) {blind['all_served_usd']['b_switchyard']} USD, "
+          f"gap to (c) {blind['gap_b_to_c']['usd']} USD = {blind['gap_b_to_c']['pct']}%")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     return 0

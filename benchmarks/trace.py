@@ -8,7 +8,9 @@ The "truth" stands in for the upstreams' usage reports:
   0.8..1.3) x a little per-request noise;
 - true completion tokens follow a per-model log-normal distribution (reasoning models answer
   longer), at one per-request quantile shared by every model: a request that draws a long answer
-  draws it from whichever model serves it. They are capped by max_tokens and the model's limit.
+  draws it from whichever model serves it; each of TENANTS tenants has its own typical length
+  (a factor drawn once per tenant: some write reports, some one-liners). They are capped by
+  max_tokens and the model's limit.
 
 Every draw comes from one `random.Random(seed)`, so a seed always yields the same trace.
 """
@@ -56,6 +58,8 @@ MIN_PROMPT, MID_PROMPT, MAX_PROMPT = 100, 8_000, 150_000
 MAX_TOKENS_CHOICES = (256, 512, 1_024, 2_048, 4_096, 8_192, 16_384)
 PROMPT_NOISE_SIGMA = 0.04
 COMPLETION_SIGMA = 1.0
+TENANTS = 50
+TENANT_OUTPUT_SIGMA = 0.8  # spread of the tenants' typical answer lengths (log-normal)
 # Median answer length by reasoning mode: reasoning tokens bill as output.
 MEDIAN_OUTPUT = {
     "none": (120, 450),
@@ -120,6 +124,7 @@ class TraceRequest:
     stops: int
     prompt_noise: float  # multiplies the true prompt
     output_z: float  # the standard-normal quantile of this request's answer length
+    tenant: int = 0
 
     def body(self) -> dict[str, Any]:
         text = (_FILLER * (self.prompt_chars // len(_FILLER) + 1))[: self.prompt_chars]
@@ -154,12 +159,14 @@ class Trace:
     requests: tuple[TraceRequest, ...]
     truths: dict[str, ModelTruth]
     seed: int
+    tenant_output: tuple[float, ...] = (1.0,)
 
     def true_usage(self, request: TraceRequest, model: Model, estimated_prompt: int) -> tuple[int, int]:
         """(prompt, completion) tokens the upstream reports when `model` serves `request`."""
         truth = self.truths[model.id]
         prompt = max(1, round(estimated_prompt * truth.tokenizer_ratio * request.prompt_noise))
         factor = EFFORT_OUTPUT_FACTOR.get(request.reasoning_effort or "medium", 1.0)
+        factor *= self.tenant_output[request.tenant]
         completion = round(truth.median_output * factor * math.exp(COMPLETION_SIGMA * request.output_z))
         limit = min(request.max_tokens or model.max_output_tokens, model.max_output_tokens)
         return prompt, max(1, min(completion, limit))
@@ -174,11 +181,12 @@ def build_trace(catalog: Catalog, count: int = 10_000, seed: int = 1) -> Trace:
         truths[model_id] = ModelTruth(
             tokenizer_ratio=rng.uniform(0.8, 1.3), median_output=rng.uniform(low, high)
         )
+    tenant_output = tuple(math.exp(rng.gauss(0.0, TENANT_OUTPUT_SIGMA)) for _ in range(TENANTS))
     named = _named_models(catalog)
     weights = [POPULARITY.get(m, 1.0) for m in named]
     vision = [m for m in named if catalog.models[m].features.vision]
     requests = tuple(_request(rng, catalog, i, named, weights, vision) for i in range(count))
-    return Trace(requests=requests, truths=truths, seed=seed)
+    return Trace(requests=requests, truths=truths, seed=seed, tenant_output=tenant_output)
 
 
 def _named_models(catalog: Catalog) -> list[str]:
@@ -227,6 +235,7 @@ def _request(rng: random.Random, catalog: Catalog, index: int, named: list[str],
         stops=stops,
         prompt_noise=math.exp(rng.gauss(0.0, PROMPT_NOISE_SIGMA)),
         output_z=NormalDist().inv_cdf(min(max(rng.random(), 1e-6), 1 - 1e-6)),
+        tenant=rng.randrange(TENANTS),
     )
 
 

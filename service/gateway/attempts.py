@@ -183,4 +183,5 @@ class Attempt:
         if result.balance_usd is not None:
             m.marketplace_balance.labels(fe).set(float(result.balance_usd))
         if event.status == "ok" and usage.prompt_tokens and not usage.estimated:
-            rt.calibration.observe(model, self.base_prompt, usage.prompt_tokens, usage.completion_tokens)
+            rt.calibration.observe(model, self.base_prompt, usage.prompt_tokens, usage.completion_tokens,
+                                   tenant=self.ctx.principal.tenant_id)

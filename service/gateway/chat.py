@@ -42,7 +42,7 @@ class ChatGateway:
     async def plan(self, ctx: RequestContext, body: dict[str, Any], view: Any) -> tuple[Needs, Plan]:
         needs = derive_needs(body, view)
         p = ctx.principal
-        policy = Policy(allowed_models=p.allowed_models, denied_front_ends=p.denied_front_ends)
+        policy = Policy(allowed_models=p.allowed_models, denied_front_ends=p.denied_front_ends, tenant=p.tenant_id)
         planner = self.rt.planner
         plan = planner.plan(view.model, needs, view.provider, policy, fallbacks=view.models)
         quotes = await self._quotes(plan, body)

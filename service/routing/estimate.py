@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -24,6 +26,10 @@ TEMPLATE_ALLOWANCE = 64
 DEFAULT_MAX_OUTPUT = 4_096  # Baseten's default max_tokens
 PRIOR_OUTPUT = 256
 _EMA = 0.05
+# A tenant's own answer lengths count once there are this many of them.
+TENANT_MIN_SAMPLES = 5
+# Tenants remembered per process; the least recently seen go first.
+TENANT_SLOTS = 10_000
 
 
 @dataclass(slots=True)
@@ -33,36 +39,72 @@ class _Stats:
     samples: int = 0
 
 
-class Calibration:
-    """Per-model running ratios, learned from every upstream usage report (process-local:
-    losing it costs a little accuracy, never correctness)."""
+@dataclass(slots=True)
+class _TenantLength:
+    """How long a tenant's answers run against each model's average: one ratio across models,
+    since a tenant that writes reports does so whichever model serves it."""
 
-    def __init__(self) -> None:
+    ratio: float = 1.0
+    samples: int = 0
+
+    def add(self, ratio: float) -> None:
+        weight = max(_EMA, 1.0 / (self.samples + 1))
+        self.ratio += weight * (ratio - self.ratio)
+        self.samples += 1
+
+
+class Calibration:
+    """Per-model running ratios, learned from every upstream usage report, and each tenant's own
+    answer lengths per model: one tenant's long reports and another's one-line answers cost very
+    differently on a per-token route against a flat one (process-local: losing it costs a little
+    accuracy, never correctness)."""
+
+    def __init__(self, tenant_slots: int = TENANT_SLOTS) -> None:
         self._stats: dict[str, _Stats] = {}
+        self._tenants: OrderedDict[Any, _TenantLength] = OrderedDict()
+        self._tenant_slots = tenant_slots
         self._lock = threading.Lock()
 
     def prompt_ratio(self, model: str) -> float:
         stats = self._stats.get(model)
         return stats.prompt_ratio if stats else 1.0
 
-    def expected_output(self, model: str, requested_max: int | None) -> int:
+    def expected_output(self, model: str, requested_max: int | None, tenant: Any = None) -> int:
         stats = self._stats.get(model)
         expected = stats.output_tokens if stats else PRIOR_OUTPUT
+        own = self._tenants.get(tenant) if tenant is not None else None
+        if own is not None and own.samples >= TENANT_MIN_SAMPLES:
+            expected *= own.ratio
         if requested_max is not None:
             expected = min(expected, requested_max)
         return max(1, int(expected))
 
-    def observe(self, model: str, estimated_prompt: int, prompt_tokens: int, completion_tokens: int) -> None:
+    def observe(self, model: str, estimated_prompt: int, prompt_tokens: int, completion_tokens: int,
+                tenant: Any = None) -> None:
         if estimated_prompt <= 0 or prompt_tokens <= 0:
             return
         ratio = prompt_tokens / estimated_prompt
         with self._lock:
             stats = self._stats.setdefault(model, _Stats())
+            if tenant is not None and stats.samples >= TENANT_MIN_SAMPLES:
+                # Against the model's average before this answer joined it, once that average
+                # means something (a fresh model's is only the prior).
+                self._tenant(tenant).add(completion_tokens / max(stats.output_tokens, 1.0))
             # Learn fast at first, then settle into a moving average.
             weight = max(_EMA, 1.0 / (stats.samples + 1))
             stats.prompt_ratio += weight * (ratio - stats.prompt_ratio)
             stats.output_tokens += weight * (completion_tokens - stats.output_tokens)
             stats.samples += 1
+
+    def _tenant(self, tenant: Any) -> _TenantLength:
+        own = self._tenants.get(tenant)
+        if own is None:
+            own = self._tenants[tenant] = _TenantLength()
+            if len(self._tenants) > self._tenant_slots:
+                self._tenants.popitem(last=False)
+        else:
+            self._tenants.move_to_end(tenant)
+        return own
 
 
 def base_prompt_estimate(body: dict, image_parts: int) -> int:

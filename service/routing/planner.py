@@ -25,6 +25,7 @@ class Policy:
 
     allowed_models: frozenset[str] | None = None
     denied_front_ends: frozenset[str] = frozenset()
+    tenant: Any = None  # whose answer lengths to expect, when known
 
 
 class Candidate:
@@ -193,7 +194,7 @@ class Planner:
             prompt_ctx = context_estimate(needs.base_prompt_tokens, ratio)
             prompt_cost = cost_estimate(needs.base_prompt_tokens, ratio)
             model_reason = _model_unfit(model, needs, prompt_ctx)
-            expected_out = self.calibration.expected_output(model_id, needs.worst_output)
+            expected_out = self.calibration.expected_output(model_id, needs.worst_output, policy.tenant)
             for route in self.catalog.routes_for(model_id):
                 name = route.name
                 if model_reason is not None:
