@@ -162,6 +162,7 @@ def cmd_catalog_sync(args) -> None:
 
     import httpx
 
+    from service.auth.cache import notify_prices_changed
     from service.catalog import sync
     from service.catalog.loader import default_catalog_text
 
@@ -191,7 +192,8 @@ def cmd_catalog_sync(args) -> None:
             return
         effective = datetime.fromisoformat(args.effective_from) if args.effective_from else None
         version = await sync.record_version(conn, merged, effective or sync.new_version(merged)[1])
-        print(f"recorded price version {version}; gateways load it when they next start")
+        await notify_prices_changed(conn)
+        print(f"recorded price version {version}; running gateways load it now")
 
     from datetime import datetime
 

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 import orjson
 
+from service.upstreams.base import Evidence
+
 
 class ErrorKind(StrEnum):
     """Why an upstream attempt failed; decides fallback and what the client is told."""
@@ -22,6 +24,10 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     PROTOCOL = "protocol"  # malformed body, dropped stream, unexpected shape
     STREAM_ERROR = "stream_error"  # an error event inside a stream
+    # Not the upstream's doing: the attempt ended because the client went away (or the request was
+    # cancelled), or because of a bug on our side while calling or relaying.
+    CLIENT_GONE = "client_disconnected"
+    INTERNAL = "internal"
 
 
 # Failures that say nothing about the client's request: another route may well succeed.
@@ -37,6 +43,8 @@ RETRYABLE_KINDS = frozenset(
         ErrorKind.TIMEOUT,
         ErrorKind.PROTOCOL,
         ErrorKind.STREAM_ERROR,
+        # A bug in one adapter must not fail requests another route can serve.
+        ErrorKind.INTERNAL,
     }
 )
 
@@ -54,6 +62,8 @@ _CLIENT_VIEW: dict[ErrorKind, tuple[int, str, str]] = {
     ErrorKind.TIMEOUT: (504, "server_error", "upstream_timeout"),
     ErrorKind.PROTOCOL: (502, "server_error", "upstream_protocol_error"),
     ErrorKind.STREAM_ERROR: (502, "server_error", "upstream_stream_error"),
+    ErrorKind.CLIENT_GONE: (499, "invalid_request_error", "client_disconnected"),
+    ErrorKind.INTERNAL: (502, "server_error", "upstream_error"),
 }
 
 
@@ -104,10 +114,7 @@ class UpstreamError(Exception):
         upstream_status: int | None = None,
         retry_after: float | None = None,
         upstream_code: str | None = None,
-        cost_usd=None,
-        cost_source: str | None = None,
-        usage=None,
-        upstream_request_id: str | None = None,
+        evidence: Evidence | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -115,11 +122,9 @@ class UpstreamError(Exception):
         self.upstream_status = upstream_status
         self.retry_after = retry_after
         self.upstream_code = upstream_code
-        # A marketplace may charge for a failed call; the attempt is metered with it.
-        self.cost_usd = cost_usd
-        self.cost_source = cost_source
-        self.usage = usage
-        self.upstream_request_id = upstream_request_id
+        # What the failed call reported (a marketplace may charge for it; a stream cut short has
+        # cumulative usage): the attempt is metered from it.
+        self.evidence = evidence if evidence is not None else Evidence()
 
     @property
     def retryable(self) -> bool:

@@ -1,16 +1,18 @@
 """Everything long-lived a process owns: pools, adapters, routing state, the usage writer.
 
 Built in the app's lifespan (never at import) and torn down in reverse order on shutdown,
-draining the usage queue last-but-one so no row is lost.
+draining the usage queue last-but-one so no row is lost. Collaborators are passed explicitly:
+nothing below reaches back into the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
+import aiohttp
 import asyncpg
+import httpx
 import structlog
 
 from service.auth.cache import AuthCache
@@ -18,21 +20,31 @@ from service.catalog.loader import load_catalog, merge_overrides, parse_catalog
 from service.catalog.model import Catalog
 from service.catalog.sync import latest_version
 from service.db.pool import create_pool, ensure_partitions
-from service.gateway.chat import ChatGateway
+from service.gateway.attempt import AttemptFactory
+from service.gateway.observers import CalibrationObserver, HealthObserver, MetricsObserver
+from service.gateway.request import Gateway
 from service.metering.admission import Admitter
+from service.metering.balances import BalanceWatcher
 from service.metering.ledger import UsageWriter
+from service.metering.pricing import CentsUnit, PriceBook
 from service.metering.quota import QuotaLeaser
 from service.observability.logging import flush_logs
 from service.observability.metrics import Metrics
 from service.routing.capacity import CapacityBoard
 from service.routing.estimate import Calibration
 from service.routing.health import BreakerConfig, HealthBoard
-from service.routing.planner import Planner
+from service.routing.state import RoutingState
 from service.settings import Settings
+from service.tasks import cancel_and_wait
+from service.upstreams.base import Adapter, Quoter
 from service.upstreams.baseten import BasetenAdapter
 from service.upstreams.http import create_http_client, create_session, create_transport
+from service.upstreams.orthogonal import OrthogonalAdapter
+from service.upstreams.xpay import XpayAdapter
 
 log = structlog.get_logger("switchyard.runtime")
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class Runtime:
@@ -40,8 +52,8 @@ class Runtime:
         if settings.database_url is None:
             raise ValueError("Runtime needs a database URL; the CLI starts an embedded Postgres when none is set")
         self.settings = settings
+        self.database_url: str = settings.database_url
         self._catalog_given = catalog is not None
-        self.catalog = catalog or load_catalog(settings.catalog_path, settings.catalog_overrides_path)
         self.metrics = metrics or Metrics(tenant_cap=settings.metrics_tenant_cap)
         self.pool: asyncpg.Pool | None = None
         self.health = HealthBoard(BreakerConfig(min_failures=settings.breaker_failures,
@@ -50,10 +62,16 @@ class Runtime:
         self.capacity = CapacityBoard()
         self.capacity.configure("xpay", settings.xpay_rpm, settings.xpay_concurrency)
         self.calibration = Calibration()
-        self.adapters: dict[str, Any] = {}
-        self.http = None
-        self.session = None
+        self.routing = RoutingState(
+            catalog or load_catalog(settings.catalog_path, settings.catalog_overrides_path),
+            health=self.health, capacity=self.capacity, calibration=self.calibration)
+        self.prices = PriceBook(CentsUnit(settings.orthogonal_price_cents_unit))
+        self.adapters: dict[str, Adapter] = {}
+        self.quoter: Quoter | None = None
+        self.http: httpx.AsyncClient | None = None
+        self.session: aiohttp.ClientSession | None = None
         self.auth = AuthCache(lambda: self.pool)
+        self.auth.subscribers.append(self._announcement)
         self.ledger = UsageWriter(
             lambda: self.pool,
             settings.spill_path(),
@@ -63,61 +81,66 @@ class Runtime:
             metrics=self.metrics,
         )
         self.leaser = QuotaLeaser(lambda: self.pool)
-        self.admitter = Admitter(self.leaser, lambda: self.pool, metrics=self.metrics)
-        self.auth.subscribers.append(self.admitter.evict)
-        self.planner: Planner | None = None
-        self.gateway = ChatGateway(self)
+        self.admitter = Admitter(self.leaser, metrics=self.metrics)
+        self.attempts = AttemptFactory(
+            capacity=self.capacity, prices=self.prices, ledger=self.ledger, catalog=self.routing,
+            observers=[HealthObserver(self.health), MetricsObserver(self.metrics), CalibrationObserver(self.calibration)])
+        self.gateway = Gateway(settings=settings, routing=self.routing, adapters=self.adapters, quoter=None,
+                               admitter=self.admitter, attempts=self.attempts, prices=self.prices,
+                               metrics=self.metrics)
+        self.balances: BalanceWatcher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         self.draining = False
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.routing.catalog
 
     async def start(self) -> None:
         s = self.settings
         self.transport = create_transport()
         self.http = create_http_client(s.timeouts, transport=self.transport)
         self.session = create_session()
-        self.adapters = self._build_adapters()
+        self._build_adapters(self.http, self.session)
+        self.routing.enable(frozenset(self.adapters))
         try:
-            self.pool = await create_pool(s.database_url)
-            await ensure_partitions(self.pool)
-            await self._load_price_version()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            await self._connected(await create_pool(self.database_url))
+        except _DB_ERRORS as exc:
             # Serve anyway: usage spills to disk and replays when the database returns.
             log.error("database_unavailable_at_start", error=type(exc).__name__)
             self.pool = None
-            asyncio.create_task(self._connect_later())
-        self.planner = Planner(
-            self.catalog,
-            enabled_front_ends=frozenset(self.adapters),
-            health=self.health,
-            capacity=self.capacity,
-            calibration=self.calibration,
-        )
-        await self.auth.start(s.database_url)
-        self._upkeep = asyncio.create_task(self._partition_upkeep(), name="partition-upkeep")
+            self._tasks.append(asyncio.create_task(self._connect_later(), name="connect-later"))
+        await self.auth.start(self.database_url)
+        self._tasks.append(asyncio.create_task(self._partition_upkeep(), name="partition-upkeep"))
+        self.balances = BalanceWatcher(self.adapters, self.metrics)
+        self._tasks.append(asyncio.create_task(self.balances.run(), name="balances"))
         self.ledger.start()
         self.leaser.start()
         self.ready = True
         log.info("started", front_ends=sorted(self.adapters), catalog_version=self.catalog.version,
                  models=len(self.catalog.models))
 
-    def _build_adapters(self) -> dict[str, Any]:
+    def _build_adapters(self, http: httpx.AsyncClient, session: aiohttp.ClientSession) -> None:
         s = self.settings
-        adapters: dict[str, Any] = {}
         if s.baseten_api_key:
-            adapters["baseten"] = BasetenAdapter(self.session, s.baseten_base_url, s.baseten_api_key, s.timeouts)
+            self.adapters["baseten"] = BasetenAdapter(session, s.baseten_base_url, s.baseten_api_key, s.timeouts)
         if s.xpay_api_key:
-            from service.upstreams.xpay import XpayAdapter
-
-            adapters["xpay"] = XpayAdapter.from_settings(self.http, s)
+            self.adapters["xpay"] = XpayAdapter.from_settings(http, s)
         if s.orthogonal_api_key:
-            from service.upstreams.orthogonal import OrthogonalAdapter
+            orthogonal = OrthogonalAdapter.from_settings(http, s)
+            self.adapters["orthogonal"] = orthogonal
+            self.quoter = self.gateway.quoter = orthogonal
 
-            adapters["orthogonal"] = OrthogonalAdapter.from_settings(self.http, s)
-        return adapters
+    async def _connected(self, pool: asyncpg.Pool) -> None:
+        """The database answers (at start or later): partitions ahead, and the newest prices."""
+        self.pool = pool
+        await ensure_partitions(pool)
+        await self._load_price_version()
 
     async def _load_price_version(self) -> None:
         """The newest price version `catalog sync` recorded, unless a catalog file is configured."""
-        if self._catalog_given or self.settings.catalog_path is not None:
+        if self._catalog_given or self.settings.catalog_path is not None or self.pool is None:
             return
         async with self.pool.acquire() as conn:
             raw = await latest_version(conn)
@@ -125,8 +148,23 @@ class Runtime:
             return
         if self.settings.catalog_overrides_path is not None:
             raw = merge_overrides(raw, json.loads(self.settings.catalog_overrides_path.read_text("utf-8")))
-        self.catalog = parse_catalog(raw)
-        log.info("price_version_loaded", version=self.catalog.version)
+        catalog = parse_catalog(raw)
+        if catalog.version != self.catalog.version:
+            self.routing.use_catalog(catalog)
+            log.info("price_version_loaded", version=catalog.version)
+
+    def _announcement(self, payload: str) -> None:
+        """A notification on the shared channel: a new price version is reloaded at once."""
+        if payload == "prices" and not self.draining:
+            task = asyncio.get_running_loop().create_task(self._reload_prices())
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    async def _reload_prices(self) -> None:
+        try:
+            await self._load_price_version()
+        except (*_DB_ERRORS, ValueError) as exc:
+            log.warning("price_version_reload_failed", error=type(exc).__name__)
 
     async def _partition_upkeep(self) -> None:
         """Monthly ledger partitions are created ahead by the service itself, twice a day."""
@@ -137,7 +175,7 @@ class Runtime:
                     created = await ensure_partitions(self.pool)
                     if created:
                         log.info("usage_partitions_created", count=created)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                except _DB_ERRORS as exc:
                     log.warning("partition_upkeep_failed", error=type(exc).__name__)
 
     async def _connect_later(self) -> None:
@@ -145,10 +183,9 @@ class Runtime:
         while self.pool is None and not self.draining:
             await asyncio.sleep(delay)
             try:
-                self.pool = await create_pool(self.settings.database_url)
-                await ensure_partitions(self.pool)
+                await self._connected(await create_pool(self.database_url))
                 log.info("database_connected")
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except _DB_ERRORS:
                 delay = min(delay * 2, 15.0)
 
     async def database_ok(self) -> bool:
@@ -158,14 +195,14 @@ class Runtime:
             async with asyncio.timeout(2):
                 await self.pool.fetchval("SELECT 1")
             return True
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except _DB_ERRORS:
             return False
 
     async def stop(self) -> None:
         self.draining = True
         self.ready = False
-        if getattr(self, "_upkeep", None) is not None:
-            self._upkeep.cancel()
+        for task in list(self._tasks):
+            await cancel_and_wait(task)
         await self.ledger.stop()
         await self.leaser.stop()
         await self.auth.stop()

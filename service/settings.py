@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -76,6 +77,10 @@ class Settings:
     max_attempts: int = 3
     max_fallback_seconds: float = 120.0
 
+    # What Orthogonal's `priceCents` is worth in USD, when the operator knows it (100 or 100000);
+    # unset, only an answer carrying both `price` and `priceCents` can tell.
+    orthogonal_price_cents_unit: Decimal | None = None
+
     xpay_rpm: int = 60
     xpay_concurrency: int = 10
 
@@ -105,19 +110,6 @@ class Settings:
     def secret_values(self) -> list[str]:
         """The secrets' values, for the log redactor."""
         return [getattr(self, name) for name in _SECRETS if getattr(self, name)]
-
-    def redacted(self) -> dict[str, object]:
-        """What may be logged: every setting, secrets replaced by whether they are set."""
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in _SECRETS:
-                out[f.name] = "set" if value else "unset"
-            elif f.name == "database_url" and value:
-                out[f.name] = _redact_url(value)
-            else:
-                out[f.name] = str(value) if isinstance(value, Path) else value
-        return out
 
 
 _SECRETS = {"admin_token", "baseten_api_key", "xpay_api_key", "orthogonal_api_key"}
@@ -190,6 +182,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     for var, name in floats.items():
         if (value := get(var)) is not None:
             kw[name] = _positive_float(var, value)
+    if (value := get("ORTHOGONAL_PRICE_CENTS_UNIT")) is not None:
+        if value not in ("100", "100000"):
+            raise SettingsError(f"ORTHOGONAL_PRICE_CENTS_UNIT must be 100 (cents) or 100000, got {value!r}")
+        kw["orthogonal_price_cents_unit"] = Decimal(value)
     if (value := get("USAGE_SPILL_PATH")) is not None:
         kw["usage_spill_path"] = Path(value)
     if (value := get("LOG_LEVEL")) is not None:

@@ -61,7 +61,7 @@ async def serve_chat(rt: Any, scope: dict, receive: Any, send: Any) -> None:
     except GatewayError as err:
         await send_bytes(send, err.status, JSON, err.encoded(), err.headers)  # dropped if the client is gone
         return
-    except Exception as exc:  # noqa: BLE001 - the client still gets an answer in OpenAI's shape
+    except Exception as exc:
         log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
         err = GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error")
         await send_bytes(send, 500, JSON, err.encoded())

@@ -12,24 +12,40 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from decimal import Decimal
 
 import asyncpg
+import orjson
 import structlog
 
 from service.auth.keys import PREFIX_LEN, key_prefix, looks_like_key, matches
-from service.auth.principal import Principal
+from service.auth.principal import BudgetRule, Principal
 from service.db.pool import fetchrow_bounded
 from service.tasks import cancel_and_wait
 
 log = structlog.get_logger("switchyard.auth")
 
 CHANNEL = "switchyard_auth"
+# The key, its tenant and every budget that binds it, in one round trip: budgets changed by the
+# admin API or CLI announce the tenant, which evicts these entries everywhere.
 _LOOKUP = """
 SELECT k.id AS key_id, k.prefix, k.key_hash, k.rpm_limit, k.tpm_limit, k.revoked_at,
-       t.id AS tenant_id, t.name, t.status, t.markup, t.allowed_models, t.denied_front_ends
+       t.id AS tenant_id, t.name, t.status, t.markup, t.allowed_models, t.denied_front_ends,
+       COALESCE((SELECT json_agg(json_build_object('id', b.id, 'key_id', b.key_id, 'period', b.period,
+                                                   'limit', b.limit_usd::text, 'hard', b.hard))
+                 FROM budgets b WHERE b.tenant_id = t.id AND (b.key_id IS NULL OR b.key_id = k.id)),
+                '[]') AS budgets
 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
 WHERE k.prefix = $1
 """
+
+
+def _budget_rules(raw: str) -> tuple[BudgetRule, ...]:
+    return tuple(
+        BudgetRule(uuid.UUID(b["id"]), uuid.UUID(b["key_id"]) if b["key_id"] else None, b["period"],
+                   Decimal(b["limit"]), bool(b["hard"]))
+        for b in orjson.loads(raw)
+    )
 
 
 class AuthUnavailable(Exception):
@@ -42,6 +58,11 @@ async def notify_key_changed(conn, prefix: str) -> None:
 
 async def notify_tenant_changed(conn, tenant_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"tenant:{tenant_id}")
+
+
+async def notify_prices_changed(conn) -> None:
+    """A new price version: every gateway reloads it at once (see Runtime)."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, "prices")
 
 
 class AuthCache:
@@ -103,6 +124,7 @@ class AuthCache:
             denied_front_ends=frozenset(row["denied_front_ends"] or ()),
             rpm_limit=row["rpm_limit"],
             tpm_limit=row["tpm_limit"],
+            budgets=_budget_rules(row["budgets"]),
         )
         entry = (bytes(row["key_hash"]), principal, now + self._ttl)
         self._entries[prefix] = entry
@@ -112,6 +134,8 @@ class AuthCache:
         for subscriber in self.subscribers:
             subscriber(payload)
         kind, _, value = payload.partition(":")
+        if kind == "prices":
+            return  # not about keys: the runtime's subscriber reloads the prices
         if kind == "key":
             self._entries.pop(value[:PREFIX_LEN], None)
             self._missing.pop(value[:PREFIX_LEN], None)

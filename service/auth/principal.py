@@ -1,10 +1,19 @@
-"""Who is calling: the authenticated key and its tenant's policy."""
+"""Who is calling: the authenticated key, its tenant's policy and every budget that binds it."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRule:
+    id: uuid.UUID
+    key_id: uuid.UUID | None  # None: the whole tenant
+    period: str  # day | month
+    limit: Decimal  # billed USD
+    hard: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +27,5 @@ class Principal:
     denied_front_ends: frozenset[str]
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    # Loaded with the key, so a request is never admitted without knowing its budgets.
+    budgets: tuple[BudgetRule, ...] = ()

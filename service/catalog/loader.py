@@ -12,7 +12,6 @@ from typing import Any
 from service.catalog.model import (
     FRONT_ENDS,
     REASONING_MODES,
-    Capacity,
     Catalog,
     Features,
     Model,
@@ -125,7 +124,6 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
             raise CatalogError(f"{where}: unknown model")
         if entry.get("front_end") not in FRONT_ENDS:
             raise CatalogError(f"{where}: front_end must be one of {FRONT_ENDS}")
-        cap = entry.get("capacity") or {}
         routes.append(
             Route(
                 model=entry["model"],
@@ -133,7 +131,6 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
                 pricing=_pricing(entry.get("pricing") or {}, where),
                 streams=bool(entry.get("streams", False)),
                 max_stop=int((entry.get("limits") or {}).get("max_stop", 32)),
-                capacity=Capacity(rpm=cap.get("rpm"), concurrency=cap.get("concurrency")),
             )
         )
     # A quoted route falls back to the same model's per-token prices when no quote can be had.
@@ -167,5 +164,4 @@ def _route_dict(r: Route) -> dict[str, Any]:
         "pricing": r.pricing,
         "streams": r.streams,
         "max_stop": r.max_stop,
-        "capacity": r.capacity,
     }

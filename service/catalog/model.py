@@ -67,19 +67,12 @@ class Pricing:
 
 
 @dataclass(frozen=True, slots=True)
-class Capacity:
-    rpm: int | None = None
-    concurrency: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Route:
     model: str
     front_end: str
     pricing: Pricing
     streams: bool
     max_stop: int = 32
-    capacity: Capacity = field(default_factory=Capacity)
     # Per-token prices used to estimate a quoted route when its quote is unavailable.
     estimate: Pricing | None = None
     # "front_end:model", the route's name in plans, metrics and the ledger; read on every plan.

@@ -6,9 +6,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from service.auth.principal import Principal
+
+if TYPE_CHECKING:
+    from service.metering.admission import Admission
 
 
 def utcnow() -> datetime:
@@ -21,6 +24,7 @@ class RequestContext:
     principal: Principal
     requested_model: str
     stream: bool
+    api: str = "chat"  # the inbound API the client spoke: chat | messages | responses
     started: float = field(default_factory=time.perf_counter)
     started_at: datetime = field(default_factory=utcnow)
     upstream_seconds: float = 0.0  # time spent waiting on upstreams, for the overhead metric
@@ -29,8 +33,8 @@ class RequestContext:
     route: str | None = None
     front_end: str | None = None
     status: int = 200
-    cost: Decimal = Decimal(0)
-    billed: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)  # provider cost of every attempt so far
+    billed: Decimal = Decimal(0)  # what the tenant is billed for them: what it is told
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft: float | None = None
@@ -38,7 +42,7 @@ class RequestContext:
     client_disconnected: bool = False
     soft_budget_exceeded: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
-    admission: Any = None
+    admission: Admission | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

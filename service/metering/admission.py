@@ -1,37 +1,28 @@
-"""Admission before any upstream call: the key's rate limits, then the budgets' reservations.
+"""Admission: the key's rate limits before any upstream call, and the budgets' reservations.
 
-Budgets reserve the request's worst-case cost and settle at the actual cost; rate limits count
-requests and tokens a minute per key. Both are shared across processes through QuotaLeaser.
-When Postgres is away, what a process already leased keeps being spent exactly; past that, hard
-budgets fail closed (503) and rate limits fail open (they guard capacity, not money).
+Budgets are reserved in billed amounts (what the tenant is charged) and grow attempt by attempt:
+before each attempt the request's holds must cover what its earlier attempts cost plus this
+attempt's bound, so fallbacks never spend past a hard budget and a request never holds more than
+it can use. Settled at the actual billed total. Both are shared across processes through
+QuotaLeaser. When Postgres is away, what a process already leased keeps being spent exactly; past
+that, hard budgets fail closed (503) and soft ones serve and flag; rate limits fail open (they
+guard capacity, not money). A principal always carries its budget rules (loaded with the key), so
+no request is ever admitted without knowing them.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import asyncpg
-
-from service.auth.principal import Principal
-from service.db.pool import fetch_bounded
+from service.auth.principal import BudgetRule, Principal
 from service.errors import GatewayError
 from service.metering.quota import ZERO, QuotaLeaser, QuotaUnavailable
+from service.observability.metrics import Metrics
 
 BUDGET_SLICE_FRACTION = Decimal("0.05")
-UNLIMITED = Decimal("1e15")
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetRule:
-    id: uuid.UUID
-    key_id: uuid.UUID | None
-    period: str  # day | month
-    limit: Decimal
-    hard: bool
 
 
 def period_start(period: str, now: datetime) -> datetime:
@@ -45,67 +36,40 @@ def period_start(period: str, now: datetime) -> datetime:
 
 
 @dataclass(slots=True)
+class Hold:
+    scope: str
+    period: datetime
+    held: Decimal
+    kind: str  # budget | requests | tokens
+
+
+@dataclass(slots=True)
 class Admission:
-    holds: list[tuple[str, datetime, Decimal, str]] = field(default_factory=list)  # scope, period, reserved, kind
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    holds: list[Hold] = field(default_factory=list)
+    budget_holds: dict[uuid.UUID, Hold] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     soft_exceeded: bool = False
     settled: bool = False
 
 
 class Admitter:
-    def __init__(self, leaser: QuotaLeaser, pool_getter, *, budget_ttl: float = 30.0, clock=time.monotonic,
-                 metrics=None) -> None:
+    def __init__(self, leaser: QuotaLeaser, *, metrics: Metrics | None = None) -> None:
         self.leaser = leaser
         self._metrics = metrics
-        self._pool_getter = pool_getter
-        self._budgets: dict[uuid.UUID, tuple[float, tuple[BudgetRule, ...]]] = {}
-        self._ttl = budget_ttl
-        self._clock = clock
 
-    def evict(self, payload: str) -> None:
-        kind, _, value = payload.partition(":")
-        if kind == "tenant":
-            try:
-                self._budgets.pop(uuid.UUID(value), None)
-            except ValueError:
-                pass
-        elif kind not in ("key",):
-            self._budgets.clear()
-
-    async def budgets(self, tenant_id: uuid.UUID) -> tuple[BudgetRule, ...]:
-        cached = self._budgets.get(tenant_id)
-        now = self._clock()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        pool = self._pool_getter()
-        if pool is None:
-            if cached is not None:
-                return cached[1]
-            raise QuotaUnavailable("budgets")
-        try:
-            rows = await fetch_bounded(
-                pool, "SELECT id, key_id, period, limit_usd, hard FROM budgets WHERE tenant_id = $1", tenant_id
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            if cached is not None:
-                return cached[1]
-            raise QuotaUnavailable("budgets") from exc
-        rules = tuple(BudgetRule(r["id"], r["key_id"], r["period"], r["limit_usd"], r["hard"]) for r in rows)
-        self._budgets[tenant_id] = (now + self._ttl, rules)
-        return rules
-
-    async def admit(self, principal: Principal, worst_cost: Decimal, worst_tokens: int) -> Admission:
+    async def admit(self, principal: Principal, worst_tokens: int) -> Admission:
+        """The key's rate limits; raises a 429 GatewayError when over one."""
         admission = Admission()
-        now = datetime.now(UTC)
         try:
-            await self._rate_limits(principal, worst_tokens, now, admission)
-            await self._reserve_budgets(principal, worst_cost, now, admission)
+            await self._rate_limits(principal, worst_tokens, admission)
         except BaseException:
             self.release(admission)
             raise
         return admission
 
-    async def _rate_limits(self, p: Principal, worst_tokens: int, now: datetime, admission: Admission) -> None:
+    async def _rate_limits(self, p: Principal, worst_tokens: int, admission: Admission) -> None:
+        now = admission.now
         minute = period_start("minute", now)
         reset = 60 - now.second - now.microsecond / 1e6
         for kind, limit, need in (("requests", p.rpm_limit, 1), ("tokens", p.tpm_limit, worst_tokens)):
@@ -127,71 +91,80 @@ class Admitter:
                 if need_d > limit_d:
                     message = (f"Request too large: it may use up to {need} {kind} but this API key is limited "
                                f"to {limit} {kind} per minute. Lower max_tokens or the prompt.")
+                    headers = {**admission.headers, "x-should-retry": "false"}
                 else:
                     message = f"Rate limit reached: {limit} {kind} per minute for this API key. Retry in {retry} s."
-                raise GatewayError(
-                    429,
-                    message,
-                    type="rate_limit_error",
-                    code=f"rate_limit_{kind}",
-                    headers={**admission.headers, "retry-after": retry},
-                )
+                    headers = {**admission.headers, "retry-after": retry}
+                raise GatewayError(429, message, type="rate_limit_error", code=f"rate_limit_{kind}",
+                                   headers=headers)
             if need_d:
-                admission.holds.append((scope, minute, need_d, kind))
+                admission.holds.append(Hold(scope, minute, need_d, kind))
 
-    async def _reserve_budgets(self, p: Principal, worst_cost: Decimal, now: datetime, admission: Admission) -> None:
-        try:
-            rules = await self.budgets(p.tenant_id)
-        except QuotaUnavailable:
-            rules = ()  # no known budgets and no database to ask: nothing to enforce
-        for rule in rules:
-            if rule.key_id is not None and rule.key_id != p.key_id:
+    async def cover(self, admission: Admission, principal: Principal, total_billed: Decimal) -> bool:
+        """Grow the request's budget holds to `total_billed`; False when a hard budget cannot take
+        it (nothing is taken back: settle or release returns what is unused). Raises a 503
+        GatewayError when a hard budget cannot be checked because the database is away."""
+        ok = True
+        for rule in principal.budgets:
+            hold = admission.budget_holds.get(rule.id)
+            if hold is None:
+                hold = Hold(f"budget:{rule.id}", period_start(rule.period, admission.now), ZERO, "budget")
+                admission.budget_holds[rule.id] = hold
+                admission.holds.append(hold)
+            extra = total_billed - hold.held
+            if extra <= 0:
                 continue
-            scope = f"budget:{rule.id}"
-            start = period_start(rule.period, now)
-            slice_size = max(worst_cost, rule.limit * BUDGET_SLICE_FRACTION)
+            slice_size = max(extra, rule.limit * BUDGET_SLICE_FRACTION)
             try:
-                ok = await self.leaser.reserve(scope, start, rule.limit, worst_cost, slice_size)
+                granted = await self.leaser.reserve(hold.scope, hold.period, rule.limit, extra, slice_size)
             except QuotaUnavailable:
                 if rule.hard:
-                    raise GatewayError(503, "Budget accounting is temporarily unavailable; retry shortly.",
-                                       type="server_error", code="budget_unavailable",
-                                       headers={"retry-after": "5"}) from None
+                    raise GatewayError(
+                        503, "Budget accounting is temporarily unavailable (the database cannot be reached), and "
+                        "this request may not pass a hard budget unchecked; retry shortly.",
+                        type="server_error", code="budget_unavailable", headers={"retry-after": "5"}) from None
+                granted = False
+            if granted:
+                hold.held += extra
+            elif rule.hard:
                 ok = False
-            if rule.hard and rule.key_id is None and self._metrics is not None:
-                remaining = self.leaser.remaining_hint(scope, start, rule.limit)
-                self._metrics.budget_remaining.labels(self._metrics.tenant(str(p.tenant_id))).set(float(remaining))
-            if ok:
-                admission.holds.append((scope, start, worst_cost, "budget"))
-                continue
-            if rule.hard:
-                raise GatewayError(
-                    402,
-                    f"This {'key' if rule.key_id else 'tenant'}'s {rule.period}ly budget of ${rule.limit} cannot "
-                    f"cover this request (worst case ${worst_cost:.6f}).",
-                    type="insufficient_quota",
-                    code="budget_exceeded",
-                    headers={"x-should-retry": "false"},
-                )
-            # A soft budget: served and flagged; the spend is still counted against it.
-            admission.soft_exceeded = True
-            admission.holds.append((scope, start, ZERO, "budget"))
-        if admission.soft_exceeded:
-            admission.headers["x-switchyard-budget-warning"] = "soft budget exceeded"
+            else:
+                # A soft budget: served and flagged; the spend is still counted against it.
+                admission.soft_exceeded = True
+                admission.headers["x-switchyard-budget-warning"] = "soft budget exceeded"
+            self._gauge(principal, rule, hold)
+        return ok
 
-    def settle(self, admission: Admission, cost: Decimal, tokens: int) -> None:
-        """Exactly once per admitted request, with what its attempts really cost."""
+    def _gauge(self, p: Principal, rule: BudgetRule, hold: Hold) -> None:
+        if self._metrics is not None and rule.hard and rule.key_id is None:
+            remaining = self.leaser.remaining_hint(hold.scope, hold.period, rule.limit)
+            self._metrics.budget_remaining.labels(self._metrics.tenant(str(p.tenant_id))).set(float(remaining))
+
+    @staticmethod
+    def refusal(principal: Principal, needed: Decimal) -> GatewayError:
+        hard = [r for r in principal.budgets if r.hard]
+        what = ", ".join(f"the {'key' if r.key_id else 'tenant'}'s {r.period}ly ${r.limit}" for r in hard)
+        return GatewayError(
+            402, f"This request cannot fit within {what or 'its'} hard budget: it may cost up to ${needed:.6f}"
+            " (its bound, before it runs) and the budget's remainder is less.",
+            type="insufficient_quota", code="budget_exceeded", headers={"x-should-retry": "false"})
+
+    def settle(self, admission: Admission, billed: Decimal, tokens: int) -> None:
+        """Exactly once per admitted request, with what its attempts were billed."""
         if admission.settled:
             return
         admission.settled = True
-        for scope, start, reserved, kind in admission.holds:
-            actual = cost if kind == "budget" else (Decimal(1) if kind == "requests" else Decimal(tokens))
-            self.leaser.settle(scope, start, reserved, actual)
+        for hold in admission.holds:
+            if hold.kind == "budget":
+                actual = billed
+            else:
+                actual = Decimal(1) if hold.kind == "requests" else Decimal(tokens)
+            self.leaser.settle(hold.scope, hold.period, hold.held, actual)
 
     def release(self, admission: Admission) -> None:
-        """A request refused after some holds were taken: give them back unspent."""
+        """A request refused before any attempt: give every hold back unspent."""
         if admission.settled:
             return
         admission.settled = True
-        for scope, start, reserved, _ in admission.holds:
-            self.leaser.settle(scope, start, reserved, ZERO)
+        for hold in admission.holds:
+            self.leaser.settle(hold.scope, hold.period, hold.held, ZERO)

@@ -8,14 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-
 # usage_events columns, in COPY order; record() returns a row in this order.
 USAGE_COLUMNS = (
     "request_id", "attempt", "tenant_id", "key_id", "requested_model", "served_model", "front_end",
     "route", "status", "error_code", "http_status", "stream", "client_disconnected",
     "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
     "provider_cost_usd", "billed_usd", "price_version", "cost_source", "estimated",
-    "upstream_request_id", "started_at", "first_token_at", "ended_at",
+    "upstream_request_id", "started_at", "first_token_at", "ended_at", "direct_billed_usd", "api",
 )
 
 
@@ -29,7 +28,7 @@ class UsageEvent:
     served_model: str
     front_end: str
     route: str
-    status: str  # ok | error
+    status: str  # ok | error | cancelled (the client went away)
     error_code: str | None
     http_status: int | None
     stream: bool
@@ -47,6 +46,9 @@ class UsageEvent:
     started_at: datetime
     first_token_at: datetime | None
     ended_at: datetime
+    # What Baseten direct would have billed for the same model and tokens (savings baseline).
+    direct_billed_usd: Decimal | None = None
+    api: str = "chat"  # the inbound API the client spoke: chat | messages | responses
 
     def record(self) -> tuple:
         """The row in the ledger's column order (USAGE_COLUMNS)."""
@@ -57,7 +59,7 @@ class UsageEvent:
             self.cached_tokens, self.completion_tokens, self.reasoning_tokens,
             self.provider_cost_usd, self.billed_usd, self.price_version, self.cost_source,
             self.estimated, self.upstream_request_id, self.started_at, self.first_token_at,
-            self.ended_at,
+            self.ended_at, self.direct_billed_usd, self.api,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -74,8 +76,9 @@ class UsageEvent:
         d = dict(data)
         d["tenant_id"] = uuid.UUID(d["tenant_id"])
         d["key_id"] = uuid.UUID(d["key_id"]) if d.get("key_id") else None
-        for k in ("provider_cost_usd", "billed_usd"):
-            d[k] = Decimal(d[k])
+        for k in ("provider_cost_usd", "billed_usd", "direct_billed_usd"):
+            if d.get(k) is not None:
+                d[k] = Decimal(d[k])
         for k in ("started_at", "first_token_at", "ended_at"):
             d[k] = datetime.fromisoformat(d[k]) if d.get(k) else None
         return cls(**d)

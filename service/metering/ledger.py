@@ -34,13 +34,15 @@ WITH inserted AS (
     SELECT {_COLUMNS} FROM usage_incoming
     ON CONFLICT DO NOTHING
     RETURNING started_at, tenant_id, served_model, front_end, status, prompt_tokens, cached_tokens,
-              completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd
+              completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd, direct_billed_usd
 ), rolled AS (
     INSERT INTO usage_daily AS d (day, tenant_id, served_model, front_end, requests, attempts,
-        prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd)
+        prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd,
+        direct_billed_usd)
     SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, served_model, front_end,
            count(*) FILTER (WHERE status = 'ok'), count(*), sum(prompt_tokens), sum(cached_tokens),
-           sum(completion_tokens), sum(reasoning_tokens), sum(provider_cost_usd), sum(billed_usd)
+           sum(completion_tokens), sum(reasoning_tokens), sum(provider_cost_usd), sum(billed_usd),
+           COALESCE(sum(direct_billed_usd), 0)
     FROM inserted
     GROUP BY 1, 2, 3, 4
     ON CONFLICT (day, tenant_id, served_model, front_end) DO UPDATE SET
@@ -51,7 +53,8 @@ WITH inserted AS (
         completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens,
         reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
         provider_cost_usd = d.provider_cost_usd + EXCLUDED.provider_cost_usd,
-        billed_usd = d.billed_usd + EXCLUDED.billed_usd
+        billed_usd = d.billed_usd + EXCLUDED.billed_usd,
+        direct_billed_usd = d.direct_billed_usd + EXCLUDED.direct_billed_usd
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted)

@@ -80,29 +80,30 @@ class QuotaLeaser:
         if self._known_short(s, need):
             return False
         async with s.lock:
-            if s.available >= need:
-                s.reserved += need
-                return True
-            if self._known_short(s, need):
-                return False
-            pool = self._pool_getter()
-            if pool is None:
-                raise QuotaUnavailable(scope)
-            shortfall = need - s.available
-            try:
-                self.db_calls += 1
-                row = await fetchrow_bounded(
-                    pool,
-                    "SELECT granted, remaining FROM switchyard_quota_lease($1, $2, $3, $4, $5, $6, $7)",
-                    scope, period, self.holder, limit, shortfall, max(slice_size, shortfall), LEASE_TTL_SECONDS,
-                )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                raise QuotaUnavailable(scope) from exc
-            s.remaining_hint = row["remaining"]
-            if row["granted"] <= 0:
-                s.refused_at = time.monotonic()
-                return False
-            s.granted += row["granted"]
+            # Requests that found room in the slice kept reserving while this one waited on
+            # Postgres (they never take the lock), so what is available is read again after every
+            # grant, and more is asked for until the need fits or Postgres says no.
+            while s.available < need:
+                if self._known_short(s, need):
+                    return False
+                pool = self._pool_getter()
+                if pool is None:
+                    raise QuotaUnavailable(scope)
+                shortfall = need - s.available
+                try:
+                    self.db_calls += 1
+                    row = await fetchrow_bounded(
+                        pool,
+                        "SELECT granted, remaining FROM switchyard_quota_lease($1, $2, $3, $4, $5, $6, $7)",
+                        scope, period, self.holder, limit, shortfall, max(slice_size, shortfall), LEASE_TTL_SECONDS,
+                    )
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                    raise QuotaUnavailable(scope) from exc
+                s.remaining_hint = row["remaining"]
+                if row["granted"] <= 0:
+                    s.refused_at = time.monotonic()
+                    return False
+                s.granted += row["granted"]
             s.reserved += need
             return True
 
@@ -118,10 +119,6 @@ class QuotaLeaser:
         s.reserved = max(ZERO, s.reserved - reserved)
         s.pending += actual
         s.last_used = time.monotonic()
-
-    def used_locally(self, scope: str, period: datetime) -> Decimal:
-        s = self._slices.get((scope, period))
-        return (s.pending + s.reserved) if s else ZERO
 
     def remaining_hint(self, scope: str, period: datetime, limit: Decimal) -> Decimal:
         s = self._slices.get((scope, period))
@@ -154,16 +151,24 @@ class QuotaLeaser:
                     if idle:
                         self._slices.pop(key, None)
                     continue
+                # Taken out of the slice before the await, not after: a reservation made while
+                # Postgres settles must not spend what is being handed back (another process may
+                # lease it the moment the settle commits).
+                s.pending -= used
+                s.granted -= used + release
                 try:
                     await pool.fetchval(
                         "SELECT switchyard_quota_settle($1, $2, $3, $4, $5, $6)",
                         s.scope, s.period, self.holder, used, release, LEASE_TTL_SECONDS,
                     )
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                    # Kept for the next flush; the lease simply is not renewed meanwhile.
+                    # Not settled: the database still counts all of it as this process's lease.
+                    s.pending += used
+                    s.granted += used + release
                     return
-                s.pending -= used
-                s.granted = max(ZERO, s.granted - used - release)
+                if s.granted < 0:
+                    # Spent beyond the lease (an estimate fell short): the settle counted it all.
+                    s.granted = ZERO
                 if idle and s.granted == 0 and s.reserved == 0 and s.pending == 0:
                     self._slices.pop(key, None)
 

@@ -11,8 +11,15 @@ import platform
 import threading
 from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 
 # LLM calls span milliseconds (cached, tiny) to minutes (long reasoning).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -202,10 +209,6 @@ class Metrics:
 
     def tenant(self, tenant: str) -> str:
         return self.tenants.label(tenant)
-
-    def add_cost(self, model: str, front_end: str, amount: Decimal | None) -> None:
-        if amount:
-            self.cost.labels(model, front_end).inc(float(amount))
 
     def add_savings(self, model: str, front_end: str, direct: Decimal, paid: Decimal) -> None:
         """Against the Baseten-direct price: the saving or the overspend, never a negative increment."""

@@ -19,6 +19,9 @@ from typing import Any
 import orjson
 
 IMAGE_TOKENS = 1_500
+# The most one image may count for in a hard budget's reservation: above what the vision encoders
+# of the catalog's models produce for their largest accepted image.
+IMAGE_TOKENS_BOUND = 16_384
 CONTEXT_MARGIN = 1.10
 # Chat templates add tokens the JSON does not show (gpt-oss's adds about 43 to a one-tool request);
 # the ratio learned per model cannot express a fixed overhead, so the context check adds one.
@@ -107,13 +110,45 @@ class Calibration:
         return own
 
 
-def base_prompt_estimate(body: dict, image_parts: int) -> int:
+def base_prompt_estimate(body: dict[str, Any], image_parts: int) -> int:
+    return prompt_sizes(body, image_parts)[0]
+
+
+def prompt_sizes(body: dict[str, Any], image_parts: int) -> tuple[int, int]:
+    """(estimate, bound) of a request's prompt tokens: the one prompt estimator every part of the
+    gateway uses, and a bound it can never exceed -- a token is never shorter than a byte, and the
+    JSON's keys and quotes outnumber a chat template's special tokens (images count at their own
+    bound, not at the bytes of their data)."""
     messages = body.get("messages") or []
-    chars = len(orjson.dumps(messages))
+    size = len(orjson.dumps(messages))
     tools = body.get("tools")
     if tools:
-        chars += len(orjson.dumps(tools))
-    return math.ceil(chars / 4) + image_parts * IMAGE_TOKENS
+        size += len(orjson.dumps(tools))
+    estimate = math.ceil(size / 4) + image_parts * IMAGE_TOKENS
+    if image_parts:
+        size = max(0, size - _image_bytes(messages))
+    return estimate, size + TEMPLATE_ALLOWANCE + image_parts * IMAGE_TOKENS_BOUND
+
+
+def completion_estimate(text_bytes: int) -> int:
+    """Tokens of an answer whose upstream reported none, from the bytes of its text."""
+    return max(1, math.ceil(text_bytes / 4))
+
+
+def _image_bytes(messages: list[Any]) -> int:
+    """Bytes of image data inside the messages (walked without recursion: two known levels)."""
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, dict) else image
+                if isinstance(url, str):
+                    total += len(url.encode())
+    return total
 
 
 def context_estimate(base: int, ratio: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.routing.estimate import DEFAULT_MAX_OUTPUT, base_prompt_estimate
+from service.routing.estimate import DEFAULT_MAX_OUTPUT, prompt_sizes
 
 # Parameters each marketplace's published input schema lists (seeds 000 and 003); anything
 # else sent to them is dropped, which `provider.require_parameters` forbids.
@@ -29,6 +29,7 @@ GATEWAY_PARAMS = frozenset({"provider", "models"})
 @dataclass(slots=True)
 class Needs:
     base_prompt_tokens: int
+    prompt_bound_tokens: int  # never exceeded: what hard budgets reserve for
     max_output: int | None  # what the client asked for
     worst_output: int  # bounds the cost: the request's max, else Baseten's default
     tools: bool
@@ -43,8 +44,10 @@ class Needs:
 
 def derive_needs(body: dict[str, Any], view: Any) -> Needs:
     max_output = view.max_output_tokens
+    estimate, bound = prompt_sizes(body, view.image_parts)
     return Needs(
-        base_prompt_tokens=base_prompt_estimate(body, view.image_parts),
+        base_prompt_tokens=estimate,
+        prompt_bound_tokens=bound,
         max_output=max_output,
         worst_output=max_output if max_output is not None else DEFAULT_MAX_OUTPUT,
         tools=view.has_tools,

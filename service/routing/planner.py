@@ -5,6 +5,7 @@ Ranking uses floats (it only orders routes); every figure reported or reserved i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,12 +34,27 @@ class Candidate:
     costs (`low`, `expected`, `high`) are computed on first use, since only the routes actually
     tried, reserved against or shown in a quote ever need them."""
 
-    __slots__ = ("route", "model", "prompt_tokens", "expected_output", "cost_basis", "rank_key", "expected_f",
-                 "_pricing", "_prompt_high", "_worst_out", "_exact")
+    __slots__ = (
+        "_bound",
+        "_exact",
+        "_pricing",
+        "_prompt_bound",
+        "_prompt_high",
+        "cost_basis",
+        "expected_f",
+        "expected_output",
+        "model",
+        "prompt_tokens",
+        "quote",
+        "rank_key",
+        "route",
+        "worst_output",
+    )
 
     def __init__(self, route: Route, model: Model, prompt_tokens: int, expected_output: int, cost_basis: str,
                  expected_f: float, *, pricing: Pricing | None = None, prompt_high: int = 0, worst_out: int = 0,
-                 exact: tuple[Decimal, Decimal, Decimal] | None = None) -> None:
+                 prompt_bound: int = 0, exact: tuple[Decimal, Decimal, Decimal] | None = None,
+                 quote: Decimal | None = None) -> None:
         self.route = route
         self.model = model
         self.prompt_tokens = prompt_tokens  # the cost estimate's prompt tokens (calibrated)
@@ -46,10 +62,15 @@ class Candidate:
         self.cost_basis = cost_basis  # per_token | flat | quoted | estimated_quote
         self.expected_f = expected_f
         self.rank_key: tuple = ()
+        # The output bound the gateway sends upstream when the client set none: what `high` and
+        # `bound` assume, so that nothing can generate past them.
+        self.worst_output = worst_out
+        self.quote = quote  # Orthogonal's dry-run price for this call, when one was asked
         self._pricing = pricing
         self._prompt_high = prompt_high
-        self._worst_out = worst_out
+        self._prompt_bound = max(prompt_bound, prompt_high)
         self._exact = exact
+        self._bound: Decimal | None = None
 
     def _costs(self) -> tuple[Decimal, Decimal, Decimal]:
         if self._exact is None:
@@ -57,7 +78,7 @@ class Candidate:
             self._exact = (
                 p.token_cost(self.prompt_tokens, 1),
                 p.token_cost(self.prompt_tokens, self.expected_output),
-                p.token_cost(self._prompt_high, self._worst_out),
+                p.token_cost(self._prompt_high, self.worst_output),
             )
         return self._exact
 
@@ -73,17 +94,36 @@ class Candidate:
     def high(self) -> Decimal:
         return self._costs()[2]
 
+    @property
+    def bound(self) -> Decimal:
+        """The most this call can cost the operator, for hard budgets: the prompt at one token
+        per byte of what is sent (no tokenizer yields a token shorter than a byte), the output at
+        the bound sent upstream; a quoted route at twice its quote or token estimate, since its
+        price is the marketplace's to set (a charge above it is counted and reported as a shortfall)."""
+        if self._bound is None:
+            if self.cost_basis == "flat":
+                self._bound = self.high
+            elif self.cost_basis in ("quoted", "estimated_quote"):
+                by_tokens = self._pricing.token_cost(self._prompt_bound, self.worst_output) if self._pricing else None
+                self._bound = 2 * max(self.high, by_tokens or Decimal(0))
+            else:
+                assert self._pricing is not None
+                self._bound = self._pricing.token_cost(self._prompt_bound, self.worst_output) or self.high
+        return self._bound
+
     def high_f(self) -> float:
         if self._exact is not None:
             return float(self._exact[2])
-        return _float_cost(self._pricing, self._prompt_high, self._worst_out)
+        return _float_cost(self._pricing, self._prompt_high, self.worst_output)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, billed: Callable[[Decimal], Decimal] = lambda amount: amount) -> dict[str, Any]:
+        """`billed` turns a provider cost into what the caller would be billed for it."""
         return {
             "route": self.route.name,
             "model": self.route.model,
             "front_end": self.route.front_end,
-            "cost_usd": {"low": str(self.low), "expected": str(self.expected), "high": str(self.high)},
+            "cost_usd": {"low": str(billed(self.low)), "expected": str(billed(self.expected)),
+                         "high": str(billed(self.high)), "reserved": str(billed(self.bound))},
             "cost_basis": self.cost_basis,
             "estimated_prompt_tokens": self.prompt_tokens,
             "expected_output_tokens": self.expected_output,
@@ -113,13 +153,14 @@ class Plan:
     excluded: list[Exclusion] = field(default_factory=list)
 
     def worst_case(self, attempts: int) -> Decimal:
-        tried = self.candidates[:attempts]
-        return max((c.high for c in tried), default=Decimal(0))
+        """What the first `attempts` routes could cost together at most: every attempt can be
+        charged (a marketplace may bill a failed call, a cut stream bills its tokens)."""
+        return sum((c.bound for c in self.candidates[:attempts]), Decimal(0))
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, billed: Callable[[Decimal], Decimal] = lambda amount: amount) -> dict[str, Any]:
         return {
             "model": self.requested_model,
-            "routes": [c.as_json() for c in self.candidates],
+            "routes": [c.as_json(billed) for c in self.candidates],
             "excluded": [e.as_json() for e in self.excluded],
         }
 
@@ -257,7 +298,8 @@ class Planner:
             basis, p = "per_token", pricing
         elif pricing.kind == "flat":
             fee = pricing.per_call or Decimal(0)
-            return Candidate(route, model, prompt, expected_out, "flat", float(fee), exact=(fee, fee, fee))
+            return Candidate(route, model, prompt, expected_out, "flat", float(fee), exact=(fee, fee, fee),
+                             worst_out=worst_out)
         elif pricing.kind == "quoted":
             quote = quotes.get(route.name) if quotes else None
             if quote is not None:
@@ -266,14 +308,16 @@ class Planner:
                 if route.estimate is not None:
                     high = max(quote, route.estimate.token_cost(prompt_high, worst_out))
                 return Candidate(route, model, prompt, expected_out, "quoted", float(quote),
-                                 exact=(quote, quote, high))
+                                 exact=(quote, quote, high), pricing=route.estimate, prompt_high=prompt_high,
+                                 worst_out=worst_out, prompt_bound=needs.prompt_bound_tokens, quote=quote)
             if route.estimate is None:
                 return None
             basis, p = "estimated_quote", route.estimate
         else:
             return None
         return Candidate(route, model, prompt, expected_out, basis, _float_cost(p, prompt, expected_out),
-                         pricing=p, prompt_high=prompt_high, worst_out=worst_out)
+                         pricing=p, prompt_high=prompt_high, worst_out=worst_out,
+                         prompt_bound=needs.prompt_bound_tokens)
 
     def _rank_key(self, c: Candidate, sort: str, order: list[str], model_order: dict[str, int],
                   ordered_models: bool) -> tuple:

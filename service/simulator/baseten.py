@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
+from service.asgi import ClientGone, read_request_body
 from service.simulator.baseten_checks import Reject, check_auth, validate
 from service.simulator.catalog import load_fake_catalog
-from service.asgi import ClientGone, read_request_body
 from service.simulator.control import BasetenConfig, RequestLog, handle_control
 from service.simulator.engine import (
     FakeModel,
@@ -262,11 +262,19 @@ async def _stream(
         finish_before_content=fault.finish_before_content,
     )
     chunks = coalesce_chunks(chunks, config.tokens_per_chunk)
+    if fault.end_after_finish:
+        finish = next((i for i, c in enumerate(chunks)
+                       if c.get("choices") and c["choices"][0].get("finish_reason")), len(chunks) - 1)
+        chunks = chunks[: finish + 1]
     events = [encode_chunk(c) for c in chunks]
     if fault.malformed_chunk is not None and events:
         at = min(fault.malformed_chunk, len(events) - 1)
         events[at] = events[at][: len(events[at]) // 2] + b"\n\n"
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if fault.end_after_finish:
+        # A body that ends cleanly, just without the usage-only chunk and `[DONE]`.
+        await send({"type": "http.response.body", "body": b"".join(events)})
+        return
     if not (fault.shapes_stream or config.ttft_ms or config.inter_token_ms):
         await send({"type": "http.response.body", "body": b"".join(events) + DONE_EVENT})
         return

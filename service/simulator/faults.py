@@ -4,7 +4,9 @@ A spec is a comma-separated list of items, from an `X-Fake-Fault` header or a co
 `status:<code>[:string|object|bare]`, `retry_after:<s>`, `delay_first_byte_ms:<n>`,
 `inter_chunk_ms:<n>`, `drop_after_chunks:<n>`, `error_event_after_chunks:<n>`,
 `malformed_chunk[:<i>]`, `finish_before_content`, `timeout[:<n>]` (hang before the response, or
-after n stream events, until the client goes away).
+after n stream events, until the client goes away), `end_after_finish` (the body ends right after
+the chunk carrying the finish reason and cumulative usage: no usage-only chunk, no `[DONE]`, as a
+recorded GLM-5.2 stream with `stop` did).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Fault:
     error_event_after_chunks: int | None = None
     malformed_chunk: int | None = None
     finish_before_content: bool = False
+    end_after_finish: bool = False
     timeout_after_chunks: int | None = None  # 0: hang before any byte is sent
 
     def merged(self, other: Fault | None) -> Fault:
@@ -110,13 +113,11 @@ def parse_fault(spec: str) -> Fault:
             out["status"], out["shape"] = code, shape
         elif name == "retry_after":
             out["retry_after"] = str(_count(name, value))
-        elif name in ("delay_first_byte_ms", "inter_chunk_ms"):
-            out[name] = _count(name, value)
-        elif name in ("drop_after_chunks", "error_event_after_chunks"):
+        elif name in ("delay_first_byte_ms", "inter_chunk_ms") or name in ("drop_after_chunks", "error_event_after_chunks"):
             out[name] = _count(name, value)
         elif name == "malformed_chunk":
             out[name] = 1 if value is None else _count(name, value)
-        elif name == "finish_before_content":
+        elif name in ("finish_before_content", "end_after_finish"):
             out[name] = True
         elif name == "timeout":
             out["timeout_after_chunks"] = 0 if value is None else _count(name, value)

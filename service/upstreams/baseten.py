@@ -17,7 +17,7 @@ from service.catalog.model import Route
 from service.chat.sse import DONE, SSEParser
 from service.errors import ErrorKind, UpstreamError
 from service.settings import Timeouts
-from service.upstreams.base import AttemptResult, Completion, CostSource, Usage
+from service.upstreams.base import Completion, Evidence, Usage
 from service.upstreams.errors_map import from_status
 
 # Fields of the gateway's own request extensions, never sent upstream.
@@ -38,13 +38,6 @@ def upstream_body(route: Route, body: dict[str, Any], *, stream: bool) -> dict[s
         out.pop("stream", None)
         out.pop("stream_options", None)
     return out
-
-
-def computed_result(route: Route, usage: Usage | None, request_id: str | None) -> AttemptResult:
-    cost = None
-    if usage is not None:
-        cost = route.pricing.token_cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
-    return AttemptResult(usage=usage, cost_usd=cost, cost_source=CostSource.COMPUTED, upstream_request_id=request_id)
 
 
 @asynccontextmanager
@@ -88,7 +81,7 @@ class BasetenAdapter:
         request_id = response.headers.get("x-baseten-request-id")
         if response.status != 200:
             err = from_status(response.status, content, response.headers)
-            err.upstream_request_id = request_id
+            err.evidence.upstream_request_id = request_id
             raise err
         try:
             data = orjson.loads(content)
@@ -96,11 +89,11 @@ class BasetenAdapter:
             raise UpstreamError(ErrorKind.PROTOCOL, "answer is not JSON", upstream_status=200) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamError(ErrorKind.PROTOCOL, "answer has no choices", upstream_status=200)
-        result = computed_result(route, Usage.from_openai(data.get("usage")), request_id)
+        evidence = Evidence(usage=Usage.from_openai(data.get("usage")), upstream_request_id=request_id)
         choices = data["choices"]
         if choices and isinstance(choices[0], dict):
-            result.finish_reason = choices[0].get("finish_reason")
-        return Completion(body=data, result=result)
+            evidence.finish_reason = choices[0].get("finish_reason")
+        return Completion(body=data, evidence=evidence)
 
     async def stream(self, route: Route, body: dict[str, Any]) -> BasetenStream:
         payload = orjson.dumps(upstream_body(route, body, stream=True))
@@ -117,9 +110,9 @@ class BasetenAdapter:
             finally:
                 response.close()
             err = from_status(response.status, content, response.headers)
-            err.upstream_request_id = request_id
+            err.evidence.upstream_request_id = request_id
             raise err
-        stream = BasetenStream(response, route, request_id, deadline, self._timeouts.first_byte)
+        stream = BasetenStream(response, request_id, deadline, self._timeouts.first_byte)
         await stream.prime()
         return stream
 
@@ -133,38 +126,36 @@ class BasetenAdapter:
 
 class BasetenStream:
     """Reads Baseten's SSE to `[DONE]` (never stopping at the first finish_reason, see the
-    DeepSeek recording), keeping the latest cumulative usage so a cut stream is still metered."""
+    DeepSeek recording), keeping the latest cumulative usage so a cut stream is still metered.
 
-    def __init__(
-        self, response: aiohttp.ClientResponse, route: Route, request_id: str | None, deadline: float,
-        first_byte: float,
-    ) -> None:
+    A body that ends without `[DONE]` after the finish reason and the usage arrived is complete
+    (a recorded GLM-5.2 stream with `stop` did exactly that); without them it is broken."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request_id: str | None, deadline: float,
+                 first_byte: float) -> None:
         self._response = response
-        self._route = route
         self._deadline = deadline
         self._first_byte = first_byte
         self._parser = SSEParser()
         self._pending: deque[dict[str, Any]] = deque()
         self._buffered: deque[bytes] = deque()
         self._finished = False
-        self._result = computed_result(route, None, request_id)
+        self._evidence = Evidence(upstream_request_id=request_id)
         # Baseten repeats the cumulative usage on every chunk; only the latest matters, so it is
-        # kept raw and parsed and priced once, when the result is read.
-        self._raw_usage: dict | None = None
-        self._priced_usage: dict | None = None
+        # kept raw and parsed once, when the evidence is read.
+        self._raw_usage: dict[str, Any] | None = None
+        self._parsed_usage: dict[str, Any] | None = None
+        self._usage_after_finish = False
 
     @property
-    def result(self) -> AttemptResult:
+    def evidence(self) -> Evidence:
         raw = self._raw_usage
-        if raw is not None and raw is not self._priced_usage:
-            self._priced_usage = raw
+        if raw is not None and raw is not self._parsed_usage:
+            self._parsed_usage = raw
             parsed = Usage.from_openai(raw)
             if parsed is not None:
-                self._result.usage = parsed
-                self._result.cost_usd = self._route.pricing.token_cost(
-                    parsed.prompt_tokens, parsed.completion_tokens, parsed.cached_tokens
-                )
-        return self._result
+                self._evidence.usage = parsed
+        return self._evidence
 
     def buffered(self) -> int:
         """Events already read from the upstream: the relay sends them to the client in one write."""
@@ -209,7 +200,15 @@ class BasetenStream:
                 if leftover is not None and leftover.strip() == DONE:
                     self._finished = True
                     return None
-                raise UpstreamError(ErrorKind.PROTOCOL, "stream ended before [DONE]", usage=self.result.usage)
+                if leftover is not None and leftover.strip():
+                    chunk = self._chunk(leftover)  # a last event whose blank line never came
+                    if self._complete_without_done():
+                        self._finished = True
+                    return chunk
+                if self._complete_without_done():
+                    self._finished = True
+                    return None
+                raise UpstreamError(ErrorKind.PROTOCOL, "stream ended before [DONE]", evidence=self.evidence)
             self._buffered.extend(self._parser.feed(raw))
 
     def _take_payload(self) -> bytes | None:
@@ -219,19 +218,21 @@ class BasetenStream:
         remaining = self._deadline - time.monotonic()
         limit = min(remaining, self._first_byte) if first else remaining
         if limit <= 0:
-            raise UpstreamError(ErrorKind.TIMEOUT, "stream exceeded the total time limit", usage=self.result.usage)
+            raise UpstreamError(ErrorKind.TIMEOUT, "stream exceeded the total time limit", evidence=self.evidence)
         try:
             async with asyncio.timeout(limit):
                 data = await self._response.content.readany()
         except aiohttp.SocketTimeoutError:
             # The per-read limit: the stream stalled between chunks.
-            raise UpstreamError(ErrorKind.TIMEOUT, "stream stalled between chunks", usage=self.result.usage) from None
+            raise UpstreamError(ErrorKind.TIMEOUT, "stream stalled between chunks", evidence=self.evidence) from None
         except TimeoutError:
             what = "no first chunk" if first else "stream exceeded the total time limit"
-            raise UpstreamError(ErrorKind.TIMEOUT, what, usage=self.result.usage) from None
+            raise UpstreamError(ErrorKind.TIMEOUT, what, evidence=self.evidence) from None
         except (aiohttp.ClientError, OSError) as exc:
+            if self._complete_without_done():
+                return None  # cut after the answer's end and its usage: nothing of it was lost
             raise UpstreamError(
-                ErrorKind.PROTOCOL, f"stream broken: {type(exc).__name__}", usage=self.result.usage
+                ErrorKind.PROTOCOL, f"stream broken: {type(exc).__name__}", evidence=self.evidence
             ) from None
         return data or None  # b"" is the end of the body
 
@@ -239,22 +240,29 @@ class BasetenStream:
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise UpstreamError(ErrorKind.PROTOCOL, "malformed stream chunk", usage=self.result.usage) from None
+            raise UpstreamError(ErrorKind.PROTOCOL, "malformed stream chunk", evidence=self.evidence) from None
         if not isinstance(chunk, dict):
-            raise UpstreamError(ErrorKind.PROTOCOL, "stream chunk is not an object", usage=self.result.usage)
+            raise UpstreamError(ErrorKind.PROTOCOL, "stream chunk is not an object", evidence=self.evidence)
         if "error" in chunk and "choices" not in chunk:
             err = chunk["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
-            raise UpstreamError(ErrorKind.STREAM_ERROR, str(message or "error event in stream"), usage=self.result.usage)
+            raise UpstreamError(ErrorKind.STREAM_ERROR, str(message or "error event in stream"), evidence=self.evidence)
         usage = chunk.get("usage")
         if usage and isinstance(usage, dict):
             self._raw_usage = usage
+            self._usage_after_finish = self._evidence.finish_reason is not None
         choices = chunk.get("choices")
         if choices:
             reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
             if reason:
-                self._result.finish_reason = reason
+                self._evidence.finish_reason = reason
+                # The finish chunk itself carries the cumulative usage in Baseten's streams.
+                self._usage_after_finish = bool(usage and isinstance(usage, dict))
         return chunk
+
+    def _complete_without_done(self) -> bool:
+        """The answer ended (a finish reason) and its final usage arrived with or after it."""
+        return self._evidence.finish_reason is not None and self._usage_after_finish
 
     async def aclose(self) -> None:
         done, self._finished = self._finished, True

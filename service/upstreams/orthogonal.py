@@ -22,15 +22,13 @@ import httpx
 
 from service.catalog.model import Route
 from service.errors import ErrorKind, UpstreamError
+from service.routing.estimate import base_prompt_estimate
 from service.settings import Settings, Timeouts
-from service.upstreams.base import AttemptResult, Completion, CostSource, Usage
+from service.upstreams.base import Completion, Evidence, Usage
 from service.upstreams.baseten import GATEWAY_ONLY_FIELDS
 from service.upstreams.synth import ListChunkStream, chunks_from_completion
 
 _DROPPED = ("stream", "stream_options", *GATEWAY_ONLY_FIELDS)
-_CENTS_UNITS = (Decimal(100), Decimal(100_000))  # "cents" (docs variant B) or 1/100,000 USD (variant A)
-# The two readings of priceCents differ 1000x, so a window of 30x either side admits at most one.
-_PLAUSIBLE = Decimal(30)
 _QUOTE_CACHE_MAX = 1024
 _PROMPT_BUCKET_TOKENS = 256
 # Where a dryRun answer may put its price (its shape is undocumented).
@@ -78,40 +76,15 @@ def _cents(value: Any) -> Decimal | None:
     return number if number.is_finite() and number >= 0 else None
 
 
-class PriceReader:
-    """Reads an envelope's charge; remembers priceCents' unit once an envelope shows both fields.
-
-    Rule: `price` (dollars) wins. `priceCents` alone is trusted only when its unit is known: learned
-    from an envelope that carried both (a ratio of 100 means cents, 100,000 means 1/100,000 USD), or
-    else when exactly one of the two readings lies within 30x of the token-price estimate for the same
-    call. Otherwise the price is unknown and the caller falls back to the estimate.
-    """
-
-    def __init__(self) -> None:
-        self.cents_unit: Decimal | None = None
-
-    def read(
-        self, envelope: dict[str, Any], expected: Decimal | None, keys: tuple[str, ...] = ("price",)
-    ) -> Decimal | None:
-        cents = _cents(envelope.get("priceCents"))
-        for key in keys:
-            dollars = _dollars_field(envelope.get(key))
-            if dollars is not None:
-                # Learn only from a priceCents large enough that rounding cannot fit both units.
-                if cents is not None and cents >= 10:
-                    for unit in _CENTS_UNITS:
-                        if abs(cents - dollars * unit) <= 1:
-                            self.cents_unit = unit
-                return dollars
-        if cents is None:
-            return None
-        if self.cents_unit is not None:
-            return cents / self.cents_unit
-        if expected is None or expected <= 0:
-            return None
-        low, high = expected / _PLAUSIBLE, expected * _PLAUSIBLE
-        plausible = [cents / unit for unit in _CENTS_UNITS if low <= cents / unit <= high]
-        return plausible[0] if len(plausible) == 1 else None
+def read_envelope_price(envelope: dict[str, Any], evidence: Evidence, keys: tuple[str, ...] = ("price",)) -> None:
+    """The charge fields of an answer, as sent: dollars under one of `keys`, and `priceCents`
+    whose unit the docs contradict (the price book decides what it is worth)."""
+    for key in keys:
+        dollars = _dollars_field(envelope.get(key))
+        if dollars is not None:
+            evidence.envelope_usd = dollars
+            break
+    evidence.envelope_cents = _cents(envelope.get("priceCents"))
 
 
 def _dollars_field(value: Any) -> Decimal | None:
@@ -121,14 +94,6 @@ def _dollars_field(value: Any) -> Decimal | None:
                 return found
         return None
     return parse_dollars(value)
-
-
-def prompt_tokens_estimate(body: dict[str, Any]) -> int:
-    """About four characters a token over the JSON of messages and tools (the stand-ins use the same)."""
-    size = len(json.dumps(body.get("messages") or [], separators=(",", ":"), ensure_ascii=False))
-    if body.get("tools"):
-        size += len(json.dumps(body["tools"], separators=(",", ":"), ensure_ascii=False))
-    return math.ceil(size / 4)
 
 
 def _max_tokens(body: dict[str, Any]) -> int:
@@ -162,8 +127,7 @@ class OrthogonalAdapter:
         self._quote_timeout = quote_timeout
         self._failed_quote_ttl = failed_quote_ttl
         self._clock = clock
-        self._quotes: dict[str, tuple[float, Decimal | None]] = {}
-        self.prices = PriceReader()
+        self._quotes: dict[str, tuple[float, Evidence | None]] = {}
         self._balance: Decimal | None = None
 
     @classmethod
@@ -192,41 +156,28 @@ class OrthogonalAdapter:
                 ) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamError(ErrorKind.PROTOCOL, "Orthogonal envelope holds no chat completion")
-        usage = Usage.from_openai(data.get("usage"))
-        if usage is None:
-            usage = Usage(
-                prompt_tokens=prompt_tokens_estimate(body),
-                completion_tokens=math.ceil(len(json.dumps(data["choices"], ensure_ascii=False)) / 4),
-                estimated=True,
-            )
-        estimate = None
-        if route.estimate is not None:
-            estimate = route.estimate.token_cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
-        price = self.prices.read(envelope, estimate)
-        cost, source = (price, CostSource.RECEIPT) if price is not None else (estimate, CostSource.ESTIMATED)
         choices = data["choices"]
         first = choices[0] if choices and isinstance(choices[0], dict) else {}
         request_id = envelope.get("requestId") if isinstance(envelope.get("requestId"), str) else data.get("id")
-        result = AttemptResult(
-            usage=usage,
-            cost_usd=cost,
-            cost_source=source,
+        evidence = Evidence(
+            usage=Usage.from_openai(data.get("usage")),
             upstream_request_id=request_id if isinstance(request_id, str) else None,
             finish_reason=first.get("finish_reason"),
         )
-        return Completion(body=data, result=result)
+        read_envelope_price(envelope, evidence)
+        return Completion(body=data, evidence=evidence)
 
     async def stream(self, route: Route, body: dict[str, Any]) -> ListChunkStream:
         completion = await self.complete(route, body)
-        return ListChunkStream(chunks_from_completion(completion.body), completion.result)
+        return ListChunkStream(chunks_from_completion(completion.body), completion.evidence)
 
-    async def quote(self, route: Route, body: dict[str, Any]) -> Decimal | None:
-        """Orthogonal's price for this request before making it (a dryRun), or None if unavailable.
+    async def quote(self, route: Route, body: dict[str, Any]) -> Evidence | None:
+        """Orthogonal's price fields for this request before making it (a dryRun), or None if unavailable.
 
         Cached briefly per (model, prompt size bucket, max_tokens); failures are cached for a few
         seconds so an unreachable Orthogonal does not slow every plan down.
         """
-        prompt = prompt_tokens_estimate(body)
+        prompt = base_prompt_estimate(body, 0)
         max_tokens = _max_tokens(body)
         key = hashlib.sha256(
             f"{route.model}|{math.ceil(prompt / _PROMPT_BUCKET_TOKENS)}|{max_tokens}".encode()
@@ -235,7 +186,7 @@ class OrthogonalAdapter:
         cached = self._quotes.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        price = await self._dry_run(route, body, prompt, max_tokens)
+        price = await self._dry_run(route, body)
         if len(self._quotes) >= _QUOTE_CACHE_MAX:
             self._quotes = {k: v for k, v in self._quotes.items() if v[0] > now}
             while len(self._quotes) >= _QUOTE_CACHE_MAX:
@@ -258,7 +209,7 @@ class OrthogonalAdapter:
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
 
-    async def _dry_run(self, route: Route, body: dict[str, Any], prompt: int, max_tokens: int) -> Decimal | None:
+    async def _dry_run(self, route: Route, body: dict[str, Any]) -> Evidence | None:
         payload = {**self._envelope(route, body), "dryRun": True}
         try:
             status, _, envelope = await self._post(payload, self._quote_timeout)
@@ -266,14 +217,12 @@ class OrthogonalAdapter:
             return None
         if not (200 <= status < 300) or not isinstance(envelope, dict) or envelope.get("success") is False:
             return None
-        expected = route.estimate.token_cost(prompt, max_tokens) if route.estimate else None
-        sources = [envelope]
-        if isinstance(envelope.get("data"), dict):
-            sources.append(envelope["data"])
-        for source in sources:
-            price = self.prices.read(source, expected, keys=_QUOTE_KEYS)
-            if price is not None:
-                return price
+        for source in (envelope, envelope.get("data")):
+            if isinstance(source, dict):
+                evidence = Evidence()
+                read_envelope_price(source, evidence, keys=_QUOTE_KEYS)
+                if evidence.envelope_usd is not None or evidence.envelope_cents is not None:
+                    return evidence
         return None
 
     def _envelope(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +294,12 @@ def envelope_error(status: int, headers: httpx.Headers, envelope: Any) -> Upstre
             retry_after = float(headers.get("retry-after", ""))
         except ValueError:
             retry_after = None
-    return UpstreamError(kind, message[:500], upstream_status=status, upstream_code=code, retry_after=retry_after)
+    error = UpstreamError(kind, message[:500], upstream_status=status, upstream_code=code, retry_after=retry_after)
+    # A failed run may still state a charge.
+    read_envelope_price(env, error.evidence)
+    if isinstance(env.get("requestId"), str):
+        error.evidence.upstream_request_id = env["requestId"]
+    return error
 
 
 def _error_message(env: dict[str, Any]) -> str:

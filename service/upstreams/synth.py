@@ -10,7 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from service.upstreams.base import AttemptResult
+from service.upstreams.base import Evidence
 
 # Long enough that a reply is a handful of events, short enough that a client sees it arrive in parts.
 PIECE_CHARS = 48
@@ -114,11 +114,11 @@ def chunks_from_completion(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ListChunkStream:
-    """A ChunkStream over chunks already in hand; `result` is final from the start."""
+    """A ChunkStream over chunks already in hand; its evidence is final from the start."""
 
-    def __init__(self, chunks: list[dict[str, Any]], result: AttemptResult) -> None:
+    def __init__(self, chunks: list[dict[str, Any]], evidence: Evidence) -> None:
         self._chunks = chunks
-        self.result = result
+        self._evidence = evidence
         self._closed = False
         self._next = 0
 
@@ -131,6 +131,10 @@ class ListChunkStream:
                 return
             self._next = index + 1
             yield item
+
+    @property
+    def evidence(self) -> Evidence:
+        return self._evidence
 
     def buffered(self) -> int:
         """Chunks ready without waiting: the relay sends them to the client in one write."""

@@ -21,7 +21,7 @@ import httpx
 from service.catalog.model import Route
 from service.errors import ErrorKind, UpstreamError
 from service.settings import Settings, Timeouts
-from service.upstreams.base import AttemptResult, Completion, CostSource, Usage
+from service.upstreams.base import Completion, Evidence, Usage
 from service.upstreams.baseten import GATEWAY_ONLY_FIELDS
 from service.upstreams.mcp_client import (
     McpClient,
@@ -123,8 +123,9 @@ class XpayAdapter:
             if error.kind is ErrorKind.PROTOCOL and "not found" in error.message.lower():
                 self._resolved = None  # the tool moved: look it up again next time
             if receipt is not None:
-                error.cost_usd = receipt.cost
-                error.cost_source = CostSource.RECEIPT
+                # A failed call may still be charged: its receipt is the evidence.
+                error.evidence.receipt_usd = receipt.cost
+                error.evidence.balance_usd = receipt.balance
             raise error
         upstream = first_json_object(joined)
         if upstream is None:
@@ -135,27 +136,22 @@ class XpayAdapter:
             if "error" in upstream:
                 raise error_from_text("UPSTREAM_ERROR: " + json.dumps(upstream))
             raise UpstreamError(ErrorKind.PROTOCOL, "xpay answer is not a chat completion")
-        if receipt is not None:
-            cost, source = receipt.cost, CostSource.RECEIPT
-        else:
-            cost, source = route.pricing.per_call, CostSource.COMPUTED
         choices = upstream["choices"]
         first = choices[0] if choices and isinstance(choices[0], dict) else {}
-        attempt = AttemptResult(
+        evidence = Evidence(
             usage=Usage.from_openai(upstream.get("usage")),
-            cost_usd=cost,
-            cost_source=source,
-            upstream_request_id=upstream.get("id") if isinstance(upstream.get("id"), str) else None,
+            receipt_usd=receipt.cost if receipt is not None else None,
             balance_usd=receipt.balance if receipt is not None else None,
+            upstream_request_id=upstream.get("id") if isinstance(upstream.get("id"), str) else None,
             finish_reason=first.get("finish_reason"),
         )
-        return Completion(body=upstream, result=attempt)
+        return Completion(body=upstream, evidence=evidence)
 
     async def stream(self, route: Route, body: dict[str, Any]) -> ListChunkStream:
         completion = await self.complete(route, body)
-        return ListChunkStream(chunks_from_completion(completion.body), completion.result)
+        return ListChunkStream(chunks_from_completion(completion.body), completion.evidence)
 
-    async def refresh_balance(self) -> Decimal | None:
+    async def fetch_balance(self) -> Decimal | None:
         """Ask xpay_balance; keep and return the balance, or the last known one if it cannot be read."""
         try:
             result = await self._call("xpay_balance", {}, self._timeouts.first_byte)

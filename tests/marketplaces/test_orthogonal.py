@@ -14,7 +14,8 @@ from service.settings import Timeouts
 from service.simulator.engine import prompt_tokens_for
 from service.simulator.orthogonal import OrthogonalState, create_app, token_charge
 from service.simulator.marketplace import format_usd
-from service.upstreams.base import CostSource
+from service.metering.pricing import CentsUnit, CostSource, PriceBook
+from service.upstreams.base import Usage
 from service.upstreams.orthogonal import OrthogonalAdapter
 from service.simulator.runner import ServerThread
 from tests.marketplaces.helpers import JSON_SCHEMA_FORMAT, TOOLS, Running, chat, route
@@ -47,6 +48,12 @@ def runs(orth):
     return [r["body"] for r in orth.requests() if r["path"] == "/v1/run"]
 
 
+def priced(evidence, book: PriceBook | None = None, answered: bool = True):
+    """The cost of record the gateway would decide from this evidence (markup 0)."""
+    return (book or PriceBook()).cost_of_record(ROUTE, evidence, markup=Decimal(0), answered=answered,
+                                                estimate=Usage(prompt_tokens=10, completion_tokens=10))
+
+
 def expected_charge(orth, body: dict) -> Decimal:
     model = orth.state.models[body["model"]]
     markup = Decimal(orth.control.get("/config").json()["markup"])
@@ -57,16 +64,17 @@ async def test_complete_reads_envelope_price_and_body(http, orth):
     a = adapter(http, orth)
     done = await a.complete(ROUTE, chat(stream=True, stream_options={"include_usage": True}, provider={"only": ["orthogonal"]}))
     assert done.body["choices"][0]["message"]["content"]
-    assert done.result.cost_source == CostSource.RECEIPT
-    assert done.result.cost_usd == expected_charge(orth, done.body) > 0
-    assert done.result.upstream_request_id.startswith("run_")
-    assert done.result.usage.completion_tokens == done.body["usage"]["completion_tokens"]
+    cost = priced(done.evidence)
+    assert cost.source == CostSource.ENVELOPE
+    assert done.evidence.envelope_usd == cost.provider_usd == expected_charge(orth, done.body) > 0
+    assert done.evidence.upstream_request_id.startswith("run_")
+    assert done.evidence.usage.completion_tokens == done.body["usage"]["completion_tokens"]
     sent = runs(orth)[0]
     assert sent["api"] == "baseten" and sent["path"] == "/v1/chat/completions" and sent["method"] == "POST"
     assert sent["body"]["stream"] is False and "stream_options" not in sent["body"] and "provider" not in sent["body"]
     assert all(KEY not in json.dumps(r) for r in orth.requests())
     balance = Decimal(orth.control.get("/balance").json()["balance"])
-    assert balance == Decimal("5.00") - done.result.cost_usd
+    assert balance == Decimal("5.00") - cost.provider_usd
     assert await a.fetch_balance() == balance.quantize(Decimal("0.01")) == a.balance
 
 
@@ -76,37 +84,38 @@ async def test_stream_tools_and_json_schema(http, orth):
     chunks = [c async for c in stream]
     heads = [t for c in chunks if c["choices"] for t in c["choices"][0]["delta"].get("tool_calls", []) if "id" in t]
     assert heads and heads[0]["function"]["name"] == "get_weather"
-    assert chunks[-1]["choices"] == [] and stream.result.cost_source == CostSource.RECEIPT
+    assert chunks[-1]["choices"] == [] and priced(stream.evidence).source == CostSource.ENVELOPE
     shaped = await a.complete(ROUTE, chat("JSON please", response_format=JSON_SCHEMA_FORMAT))
     assert "answer" in json.loads(shaped.body["choices"][0]["message"]["content"])
 
 
-@pytest.mark.parametrize(
-    ("style", "unit", "source"),
-    [("price_only", "cents", CostSource.RECEIPT), ("both", "cents", CostSource.RECEIPT),
-     ("both", "1e-5usd", CostSource.RECEIPT), ("cents_only", "cents", CostSource.RECEIPT),
-     ("cents_only", "1e-5usd", CostSource.RECEIPT)],
-)
-async def test_price_field_styles_and_units(http, orth, style, unit, source):
+@pytest.mark.parametrize(("style", "unit"), [("price_only", "cents"), ("both", "cents"), ("both", "1e-5usd")])
+async def test_dollar_price_is_the_envelope_cost_and_teaches_the_cents_unit(http, orth, style, unit):
     # A steep markup makes the charge tens of cents: enough for priceCents to teach its unit.
     orth.configure(price_field_style=style, price_cents_unit=unit, markup="20")
-    a = adapter(http, orth)
-    done = await a.complete(ROUTE, chat(LONG))
-    charge = expected_charge(orth, done.body)
-    assert done.result.cost_source == source
+    book = PriceBook()
+    done = await adapter(http, orth).complete(ROUTE, chat(LONG))
+    cost = priced(done.evidence, book)
+    assert cost.source == CostSource.ENVELOPE and cost.provider_usd == expected_charge(orth, done.body)
     per_usd = Decimal(100) if unit == "cents" else Decimal(100_000)
-    assert done.result.cost_usd == (charge if style != "cents_only" else (charge * per_usd).quantize(Decimal(1)) / per_usd)
-    if style == "both":
-        assert a.prices.cents_unit == per_usd
+    assert book.cents_unit.unit == (per_usd if style == "both" else None)
 
 
-async def test_unreadable_cents_fall_back_to_the_estimate(http, orth):
-    orth.configure(price_field_style="cents_only", price_cents_unit="cents")
-    a = adapter(http, orth)
-    done = await a.complete(ROUTE, chat("short"))  # a fraction of a cent: priceCents is 0
-    usage = done.result.usage
-    assert done.result.cost_source == CostSource.ESTIMATED
-    assert done.result.cost_usd == ROUTE.estimate.token_cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+@pytest.mark.parametrize("unit", ["cents", "1e-5usd"])
+async def test_cents_alone_are_never_read_by_guessing_their_unit(http, orth, unit):
+    orth.configure(price_field_style="cents_only", price_cents_unit=unit, markup="20")
+    done = await adapter(http, orth).complete(ROUTE, chat(LONG))
+    assert done.evidence.envelope_usd is None and done.evidence.envelope_cents is not None
+    usage = done.evidence.usage
+    unknown = priced(done.evidence)
+    # Unknown unit: priced from the token estimate and said so, never recorded as the marketplace's charge.
+    assert unknown.source == CostSource.ESTIMATED
+    assert unknown.provider_usd == ROUTE.estimate.token_cost(usage.prompt_tokens, usage.completion_tokens)
+    per_usd = Decimal(100) if unit == "cents" else Decimal(100_000)
+    known = priced(done.evidence, PriceBook(CentsUnit(per_usd)))
+    assert known.source == CostSource.ENVELOPE
+    charge = expected_charge(orth, done.body)
+    assert known.provider_usd == ((charge * per_usd).quantize(Decimal(1)) / per_usd).quantize(Decimal("1E-10"))
 
 
 async def test_insufficient_credits_auth_and_rate_limit(http, orth):
@@ -186,9 +195,10 @@ async def test_dry_run_quotes_are_priced_and_cached(http, orth, style):
     model = orth.state.models[body["model"]]
     prompt = prompt_tokens_for(body["messages"])
     expected = (prompt * Decimal(model.pricing["prompt"]) + 500 * Decimal(model.pricing["completion"])) * Decimal("1.10")
-    quote = await a.quote(ROUTE, body)
+    book = PriceBook()
+    quote = book.quote_price(await a.quote(ROUTE, body))
     assert quote == Decimal(format_usd(expected))
-    assert await a.quote(ROUTE, chat("How much?", max_tokens=500)) == quote
+    assert book.quote_price(await a.quote(ROUTE, chat("How much?", max_tokens=500))) == quote
     assert len(runs(orth)) == 1 and runs(orth)[0]["dryRun"] is True
     assert orth.control.get("/balance").json()["balance"] == "5.00"
     await a.quote(ROUTE, chat("How much?", max_tokens=900))
@@ -198,8 +208,11 @@ async def test_dry_run_quotes_are_priced_and_cached(http, orth, style):
 async def test_dry_run_cents_only_and_fail_soft(http, orth):
     orth.configure(price_field_style="cents_only", price_cents_unit="cents")
     a = adapter(http, orth)
-    quote = await a.quote(ROUTE, chat(LONG, max_tokens=4000))
-    assert quote is not None and quote > 0
+    quoted = await a.quote(ROUTE, chat(LONG, max_tokens=4000))
+    assert quoted is not None and quoted.envelope_cents > 0
+    # A priceCents alone is no price until its unit is known.
+    assert PriceBook().quote_price(quoted) is None
+    assert PriceBook(CentsUnit(Decimal(100))).quote_price(quoted) == quoted.envelope_cents / 100
     orth.configure(dry_run_style="unsupported")
     assert await a.quote(ROUTE, chat("other", max_tokens=10)) is None
     orth.configure(dry_run_style="price")

@@ -10,10 +10,11 @@ import pytest
 from service.errors import ErrorKind
 from service.simulator.marketplace import format_usd
 from service.upstreams.mcp_client import redact_url
-from service.upstreams.orthogonal import PriceReader, envelope_error, parse_dollars
+from service.upstreams.orthogonal import envelope_error, parse_dollars, read_envelope_price
 from service.upstreams.ratelimit import ClientRateLimiter
 from service.upstreams.synth import ListChunkStream, chunks_from_completion, split_text
-from service.upstreams.base import AttemptResult
+from service.metering.pricing import CentsUnit, CostSource, PriceBook
+from service.upstreams.base import Evidence, Usage
 from service.upstreams.xpay_parse import (
     ToolSchema,
     error_from_text,
@@ -111,21 +112,44 @@ def test_balance_texts():
 def test_dollars_and_cents_readings():
     assert parse_dollars("$0.01") == Decimal("0.01") and parse_dollars("0.000123") == Decimal("0.000123")
     assert parse_dollars(0.5) == Decimal("0.5") and parse_dollars(True) is None and parse_dollars("-1") is None
-    reader = PriceReader()
-    expected = Decimal("0.05")
-    # Without a learned unit, priceCents is accepted only where one reading is plausible.
-    assert reader.read({"priceCents": 5}, expected) == Decimal("0.05")
-    assert reader.read({"priceCents": 5000}, expected) == Decimal("0.05")
-    assert reader.read({"priceCents": 5}, None) is None
-    assert reader.read({"priceCents": 5_000_000}, expected) is None
-    # An envelope with both fields teaches the unit.
-    assert reader.read({"price": "0.10", "priceCents": 10000}, None) == Decimal("0.10")
-    assert reader.cents_unit == Decimal(100_000)
-    assert reader.read({"priceCents": 3}, None) == Decimal("0.00003")
-    other = PriceReader()
-    other.read({"price": "0.10", "priceCents": 10}, None)
-    assert other.cents_unit == Decimal(100)
-    assert other.read({"estimate": {"price": "$0.20"}}, None, keys=("estimate",)) == Decimal("0.20")
+
+
+def _envelope(fields: dict) -> Evidence:
+    evidence = Evidence(usage=Usage(prompt_tokens=1000, completion_tokens=100))
+    read_envelope_price(fields, evidence, keys=("price", "estimate"))
+    return evidence
+
+
+def test_envelope_fields_are_evidence_and_cents_are_never_guessed():
+    from service.catalog.loader import load_catalog
+
+    route = load_catalog().find_route("orthogonal", "openai/gpt-oss-120b")
+    assert route is not None
+    book = PriceBook()
+
+    def cost(fields: dict):
+        return book.cost_of_record(route, _envelope(fields), markup=Decimal(0), answered=True, estimate=Usage())
+
+    # priceCents alone, unit unknown: the token estimate, flagged as such, whatever the figure.
+    for cents in (5, 5000, 5_000_000):
+        alone = cost({"priceCents": cents})
+        assert alone.source == CostSource.ESTIMATED
+        assert alone.provider_usd == route.estimate.token_cost(1000, 100)
+    # An envelope with both fields is the charge in dollars and teaches the unit.
+    both = cost({"price": "0.10", "priceCents": 10000})
+    assert both.source == CostSource.ENVELOPE and both.provider_usd == Decimal("0.10")
+    assert book.cents_unit.unit == Decimal(100_000)
+    assert cost({"priceCents": 3}).provider_usd == Decimal("0.00003")
+    other = PriceBook()
+    other.cost_of_record(route, _envelope({"price": "0.10", "priceCents": 10}), markup=Decimal(0), answered=True,
+                         estimate=Usage())
+    assert other.cents_unit.unit == Decimal(100)
+    # A configured unit is never overwritten by what an answer seems to say.
+    fixed = PriceBook(CentsUnit(Decimal(100)))
+    fixed.cost_of_record(route, _envelope({"price": "0.10", "priceCents": 10000}), markup=Decimal(0),
+                         answered=True, estimate=Usage())
+    assert fixed.cents_unit.unit == Decimal(100)
+    assert _envelope({"estimate": {"price": "$0.20"}}).envelope_usd == Decimal("0.20")
 
 
 @pytest.mark.parametrize(
@@ -209,14 +233,14 @@ def test_synthesized_tool_call_chunks():
 
 
 async def test_list_chunk_stream_yields_and_stops_when_closed():
-    result = AttemptResult(cost_usd=Decimal("0.01"))
+    result = Evidence(receipt_usd=Decimal("0.01"))
     stream = ListChunkStream([{"n": 1}, {"n": 2}, {"n": 3}], result)
     seen = []
     async for chunk in stream:
         seen.append(chunk["n"])
         if len(seen) == 2:
             await stream.aclose()
-    assert seen == [1, 2] and stream.result is result
+    assert seen == [1, 2] and stream.evidence is result
 
 
 def test_rate_limiter_window_and_concurrency():

@@ -12,7 +12,6 @@ import pytest
 from service.errors import ErrorKind, UpstreamError
 from service.settings import Timeouts
 from service.simulator.xpay import XpayState, create_app
-from service.upstreams.base import CostSource
 from service.upstreams.xpay import XpayAdapter
 from tests.marketplaces.helpers import JSON_SCHEMA_FORMAT, TOOLS, Running, chat, route
 
@@ -53,8 +52,8 @@ async def test_complete_reads_body_usage_and_receipt(http, xpay):
     a = adapter(http, xpay)
     done = await a.complete(ROUTE, chat(stream=True, stream_options={"include_usage": True}, provider={"sort": "price"}))
     assert done.body["object"] == "chat.completion" and done.body["choices"][0]["message"]["content"]
-    result = done.result
-    assert result.cost_usd == Decimal("0.01") and result.cost_source == CostSource.RECEIPT
+    result = done.evidence
+    assert result.receipt_usd == Decimal("0.01")
     assert result.balance_usd == Decimal("4.99") == a.balance
     assert result.upstream_request_id == done.body["id"]
     assert result.usage.prompt_tokens == done.body["usage"]["prompt_tokens"] > 0
@@ -75,7 +74,7 @@ async def test_stream_is_synthesized_from_the_full_answer(http, xpay):
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == full.body["choices"][0]["message"]["content"]
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
-    assert stream.result.cost_usd == Decimal("0.01") and stream.result.balance_usd == Decimal("4.99")
+    assert stream.evidence.receipt_usd == Decimal("0.01") and stream.evidence.balance_usd == Decimal("4.99")
 
 
 async def test_tools_and_json_schema_bodies(http, xpay):
@@ -83,7 +82,7 @@ async def test_tools_and_json_schema_bodies(http, xpay):
     called = await a.complete(ROUTE, chat("Weather in Paris?", tools=TOOLS, tool_choice="required"))
     call = called.body["choices"][0]["message"]["tool_calls"][0]
     assert call["function"]["name"] == "get_weather" and "city" in json.loads(call["function"]["arguments"])
-    assert called.result.finish_reason == "tool_calls"
+    assert called.evidence.finish_reason == "tool_calls"
     shaped = await a.complete(ROUTE, chat("Answer in JSON", response_format=JSON_SCHEMA_FORMAT))
     assert "answer" in json.loads(shaped.body["choices"][0]["message"]["content"])
     stream = await a.stream(ROUTE, chat("Weather in Paris?", tools=TOOLS, tool_choice="required"))
@@ -110,7 +109,7 @@ async def test_transport_modes(http, xpay, json_response, stateless):
     xpay.configure(json_response=json_response, stateless_http=stateless)
     a = adapter(http, xpay)
     done = await a.complete(ROUTE, chat())
-    assert done.result.cost_usd == Decimal("0.01")
+    assert done.evidence.receipt_usd == Decimal("0.01")
     assert (a.mcp.session_id is None) is stateless
     await a.complete(ROUTE, chat("again"))
     assert a.mcp.generation == 1
@@ -123,7 +122,7 @@ async def test_expired_session_is_reopened_once(http, xpay):
     old = a.mcp.session_id
     assert xpay.control.post("/expire_sessions").json()["expired"] >= 1
     done = await a.complete(ROUTE, chat("after expiry"))
-    assert done.result.balance_usd == Decimal("4.98")
+    assert done.evidence.balance_usd == Decimal("4.98")
     assert a.mcp.generation == 2 and a.mcp.session_id not in (None, old)
     methods = [r["body"].get("method") for r in xpay.requests() if isinstance(r["body"], dict)]
     assert methods.count("initialize") == 2
@@ -196,7 +195,7 @@ async def test_http_status_faults(http, xpay, status, kind):
     assert caught.value.kind is kind and caught.value.upstream_status == status
     if status == 429:
         assert caught.value.retry_after == 4
-    assert (await a.complete(ROUTE, chat())).result.cost_usd == Decimal("0.01")
+    assert (await a.complete(ROUTE, chat())).evidence.receipt_usd == Decimal("0.01")
 
 
 async def test_wrong_key_is_operator_auth_and_never_leaks(http, xpay):
@@ -266,7 +265,7 @@ async def test_answer_variants(http, xpay, knobs):
     a = adapter(http, xpay)
     done = await a.complete(ROUTE, chat(stream=True))
     assert done.body["choices"][0]["message"]["content"]
-    assert done.result.cost_source == CostSource.RECEIPT and done.result.balance_usd == Decimal("4.99")
+    assert done.evidence.receipt_usd == Decimal("0.01") and done.evidence.balance_usd == Decimal("4.99")
 
 
 async def test_unknown_tool_and_balance_check(http, xpay):
@@ -275,10 +274,10 @@ async def test_unknown_tool_and_balance_check(http, xpay):
         await a.complete(ROUTE, chat())
     assert caught.value.kind is ErrorKind.PROTOCOL
     b = adapter(http, xpay)
-    assert await b.refresh_balance() == Decimal("5.00")
+    assert await b.fetch_balance() == Decimal("5.00")
     xpay.configure(balance_format="json")
     xpay.control.post("/balance", json={"balance": "2.50"})
-    assert await b.refresh_balance() == Decimal("2.50") == b.balance
+    assert await b.fetch_balance() == Decimal("2.50") == b.balance
 
 
 async def test_official_sdk_client_works_against_the_standin(xpay):

@@ -99,8 +99,8 @@ async def drain(stream) -> list[dict]:
 async def test_a_clean_stream_reads_to_done_with_usage(adapter, route):
     stream = await adapter.stream(route, HELLO)
     chunks = await drain(stream)
-    assert chunks and stream.result.usage is not None and stream.result.usage.completion_tokens > 0
-    assert stream.result.cost_usd is not None and stream.result.cost_usd > 0
+    assert chunks and stream.evidence.usage is not None and stream.evidence.usage.completion_tokens > 0
+    assert stream.evidence.finish_reason == "stop"
 
 
 async def test_a_malformed_chunk_mid_stream_is_a_protocol_error(adapter, route, standins):
@@ -131,8 +131,8 @@ async def test_a_dropped_stream_is_a_protocol_error_keeping_the_partial_usage(ad
     err = info.value
     assert err.kind is ErrorKind.PROTOCOL
     assert len(received) == 3
-    assert err.usage is not None and err.usage.completion_tokens > 0
-    assert err.usage == stream.result.usage  # the latest cumulative usage before the cut
+    assert err.evidence.usage is not None and err.evidence.usage.completion_tokens > 0
+    assert err.evidence.usage == stream.evidence.usage  # the latest cumulative usage before the cut
 
 
 async def test_a_stream_dropped_before_any_event_is_a_protocol_error(adapter, route, standins):
@@ -140,7 +140,7 @@ async def test_a_stream_dropped_before_any_event_is_a_protocol_error(adapter, ro
     with pytest.raises(UpstreamError) as info:
         await adapter.stream(route, HELLO)
     assert info.value.kind is ErrorKind.PROTOCOL
-    assert info.value.usage is None
+    assert info.value.evidence.usage is None
 
 
 async def test_an_error_event_is_a_stream_error_keeping_the_partial_usage(adapter, route, standins):
@@ -149,7 +149,7 @@ async def test_an_error_event_is_a_stream_error_keeping_the_partial_usage(adapte
     with pytest.raises(UpstreamError) as info:
         await drain(stream)
     assert info.value.kind is ErrorKind.STREAM_ERROR
-    assert info.value.usage is not None and info.value.usage.completion_tokens > 0
+    assert info.value.evidence.usage is not None and info.value.evidence.usage.completion_tokens > 0
 
 
 async def test_a_stream_that_stalls_mid_way_fails_keeping_the_partial_usage(adapter, route, standins):
@@ -158,7 +158,7 @@ async def test_a_stream_that_stalls_mid_way_fails_keeping_the_partial_usage(adap
     with pytest.raises(UpstreamError) as info:
         await drain(stream)
     assert info.value.retryable
-    assert info.value.usage is not None and info.value.usage.completion_tokens > 0
+    assert info.value.evidence.usage is not None and info.value.evidence.usage.completion_tokens > 0
 
 
 async def test_a_stream_that_stalls_mid_way_is_a_timeout(adapter, route, standins):
