@@ -146,7 +146,10 @@ def _blocks(content: object, path: str) -> Blocks:
         raise wrong_type(f"{path}.content", "a string or an array of content blocks", content)
     if not content:
         raise empty_array(f"{path}.content")
-    return [(f"{path}.content[{j}]", check_object(block, f"{path}.content[{j}]")) for j, block in enumerate(content)]
+    return [
+        (f"{path}.content[{j}]", check_object(block, f"{path}.content[{j}]"))
+        for j, block in enumerate(content)
+    ]
 
 
 def _block_type(block: dict[str, Any], path: str, allowed: tuple[str, ...], where: str) -> str:
@@ -170,10 +173,10 @@ def _text(block: dict[str, Any], path: str, t: Translation) -> str:
     text = block.get("text")
     if text is None:
         raise missing(f"{path}.text")
-    check_str(text, f"{path}.text")
+    checked = check_str(text, f"{path}.text")
     _drop(block, "cache_control", path, "cache_control", t)
     _drop(block, "citations", path, "citations", t)
-    return text
+    return checked
 
 
 def _drop(block: dict[str, Any], key: str, path: str, field: str, t: Translation) -> None:
@@ -181,7 +184,9 @@ def _drop(block: dict[str, Any], key: str, path: str, field: str, t: Translation
         t.ignore(f"{path}.{key}", field)
 
 
-def _user_turn(blocks: Blocks, whole_string: bool, calls: frozenset[str], t: Translation) -> list[dict[str, Any]]:
+def _user_turn(
+    blocks: Blocks, whole_string: bool, calls: frozenset[str], t: Translation
+) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     hoisted: list[dict[str, Any]] = []  # images from tool results
     parts: list[dict[str, Any]] = []

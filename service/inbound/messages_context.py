@@ -26,7 +26,7 @@ def chat_tool_name(name: str) -> str:
 class Translation:
     """Collects what `messages_to_chat` dropped and the tool names it had to alias."""
 
-    __slots__ = ("ignored", "_client_names")
+    __slots__ = ("_client_names", "ignored")
 
     def __init__(self) -> None:
         self.ignored: list[str] = []

@@ -53,9 +53,7 @@ IGNORED_FIELDS: Final = MappingProxyType(
             "It is Anthropic's attribution, not an instruction, and it carries a per-build value "
             "that would break the upstream's prefix cache."
         ),
-        "metadata": (
-            "Metadata keys other than `user_id` (which becomes `user`): Anthropic defines none."
-        ),
+        "metadata": ("Metadata keys other than `user_id` (which becomes `user`): Anthropic defines none."),
         "tool_choice": (
             "`tool_choice` of type auto or none with no `tools`: it asks for nothing, and a Chat "
             "Completions body may not carry it without tools."

@@ -160,7 +160,9 @@ def _translate(body: object, *, count_only: bool) -> tuple[dict[str, Any], Trans
 
     if "model" not in present:
         raise missing("model")
-    chat: dict[str, Any] = {"model": check_str(present["model"], "model", non_empty=True, max_len=MAX_MODEL_CHARS)}
+    chat: dict[str, Any] = {
+        "model": check_str(present["model"], "model", non_empty=True, max_len=MAX_MODEL_CHARS)
+    }
     if "messages" not in present:
         raise missing("messages")
     messages = translate_messages(present["messages"], t)
@@ -246,7 +248,9 @@ def _thinking(value: object, max_tokens: int | None, t: Translation) -> tuple[st
         raise missing("thinking.budget_tokens")
     check_int(budget, "thinking.budget_tokens", MIN_THINKING_BUDGET, MAX_OUTPUT_TOKENS)
     if max_tokens is not None and budget >= max_tokens:
-        raise bad_value("thinking.budget_tokens", f"it must be less than max_tokens ({max_tokens}), but got {budget}.")
+        raise bad_value(
+            "thinking.budget_tokens", f"it must be less than max_tokens ({max_tokens}), but got {budget}."
+        )
     return kind, budget
 
 
@@ -280,7 +284,9 @@ def _response_format(present: dict[str, Any], t: Translation) -> dict[str, Any] 
     legacy = present.get("output_format")
     if configured is not None and legacy is not None:
         raise bad_value("output_format", "give the format once, in `output_config.format`.")
-    path, value = ("output_config.format", configured) if configured is not None else ("output_format", legacy)
+    path, value = (
+        ("output_config.format", configured) if configured is not None else ("output_format", legacy)
+    )
     if value is None:
         return None
     spec = check_object(value, path)
@@ -292,7 +298,11 @@ def _response_format(present: dict[str, Any], t: Translation) -> dict[str, Any] 
     return {
         "type": "json_schema",
         # Anthropic's structured outputs always hold to the schema: ask for the same.
-        "json_schema": {"name": _RESPONSE_FORMAT_NAME, "schema": check_object(schema, f"{path}.schema"), "strict": True},
+        "json_schema": {
+            "name": _RESPONSE_FORMAT_NAME,
+            "schema": check_object(schema, f"{path}.schema"),
+            "strict": True,
+        },
     }
 
 

@@ -70,7 +70,9 @@ def tool_input_json(arguments: object) -> str:
     return compact_json(parsed) if parsed else ""
 
 
-def stop_reason(finish_reason: object, matched: object, has_tool_use: bool, request: MessagesRequest) -> tuple[str, str | None]:
+def stop_reason(
+    finish_reason: object, matched: object, has_tool_use: bool, request: MessagesRequest
+) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence) from the choice's `finish_reason` and vLLM's `stop_reason`."""
     if finish_reason == "length":
         return "max_tokens", None
@@ -129,7 +131,9 @@ def content_text(carrier: Mapping[str, Any]) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -164,7 +168,9 @@ def chat_to_message(completion: dict[str, Any], *, request: MessagesRequest) -> 
             }
         )
     has_tool_use = any(block["type"] == "tool_use" for block in content)
-    reason, sequence = stop_reason(choice.get("finish_reason"), choice.get("stop_reason"), has_tool_use, request)
+    reason, sequence = stop_reason(
+        choice.get("finish_reason"), choice.get("stop_reason"), has_tool_use, request
+    )
     model = completion.get("model")
     return {
         "id": ident,

@@ -49,7 +49,7 @@ def sse_event(kind: str, payload: Mapping[str, Any]) -> bytes:
 
 
 class _Tool:
-    __slots__ = ("position", "id", "name", "arguments", "block", "ended")
+    __slots__ = ("arguments", "block", "ended", "id", "name", "position")
 
     def __init__(self, position: int) -> None:
         self.position = position
@@ -61,7 +61,7 @@ class _Tool:
 
 
 class _Open:
-    __slots__ = ("kind", "index", "tool")
+    __slots__ = ("index", "kind", "tool")
 
     def __init__(self, kind: str, index: int, tool: _Tool | None = None) -> None:
         self.kind = kind
@@ -160,7 +160,7 @@ class MessagesStream:
         model = chunk.get("model")
         usage = anthropic_usage(chunk.get("usage"))
         usage.pop("cost", None)  # the cost of record is only known at the end
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
@@ -202,10 +202,14 @@ class MessagesStream:
         else:
             self._end_block(out)
             block: dict[str, Any] = (
-                {"type": "thinking", "thinking": "", "signature": ""} if kind == "thinking" else {"type": "text", "text": ""}
+                {"type": "thinking", "thinking": "", "signature": ""}
+                if kind == "thinking"
+                else {"type": "text", "text": ""}
             )
             index = self._begin(kind, block, out)
-        out.append(sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        out.append(
+            sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+        )
 
     def _tool_fragment(self, call: Mapping[str, Any], out: list[bytes]) -> None:
         tool = self._tool_for(call)
@@ -252,7 +256,9 @@ class MessagesStream:
         self._next_index += 1
         self._open = _Open(kind, index, tool)
         out.append(
-            sse_event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+            sse_event(
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+            )
         )
         return index
 
@@ -267,6 +273,9 @@ class MessagesStream:
             if partial:
                 delta = {"type": "input_json_delta", "partial_json": partial}
                 out.append(
-                    sse_event("content_block_delta", {"type": "content_block_delta", "index": current.index, "delta": delta})
+                    sse_event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": current.index, "delta": delta},
+                    )
                 )
         out.append(sse_event("content_block_stop", {"type": "content_block_stop", "index": current.index}))

@@ -92,7 +92,9 @@ def translate_tools(value: object, t: Translation) -> tuple[list[dict[str, Any]]
     return out, frozenset(names)
 
 
-def translate_tool_choice(value: object, tools: frozenset[str] | None, chat: dict[str, Any], t: Translation) -> None:
+def translate_tool_choice(
+    value: object, tools: frozenset[str] | None, chat: dict[str, Any], t: Translation
+) -> None:
     """Set `tool_choice` (and `parallel_tool_calls`) on the chat body; `tools` None: none declared."""
     choice = check_object(value, "tool_choice")
     check_keys(choice, _TOOL_CHOICE_KEYS, "tool_choice")
@@ -121,6 +123,9 @@ def translate_tool_choice(value: object, tools: frozenset[str] | None, chat: dic
     elif name is not None:
         if name not in tools:
             raise bad_value("tool_choice.name", f"no tool named {name!r} is declared in `tools`.")
-        chat["tool_choice"] = {"type": "function", "function": {"name": t.chat_name(name, "tool_choice.name")}}
+        chat["tool_choice"] = {
+            "type": "function",
+            "function": {"name": t.chat_name(name, "tool_choice.name")},
+        }
     if serial:
         chat["parallel_tool_calls"] = False

@@ -20,6 +20,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 _SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
 _REPLY_TEXT = "hi"
@@ -49,7 +50,9 @@ def streamed_tool_call(model: str, name: str, tool_input: dict[str, object]) -> 
     return b"".join(
         [
             _sse("message_start", {"type": "message_start", "message": _message(model, "", 1)}),
-            _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": thinking}),
+            _sse(
+                "content_block_start", {"type": "content_block_start", "index": 0, "content_block": thinking}
+            ),
             _sse(
                 "content_block_delta",
                 {
@@ -104,7 +107,11 @@ def streamed_answer(model: str) -> bytes:
             _sse("ping", {"type": "ping"}),
             _sse(
                 "content_block_delta",
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": _REPLY_TEXT}},
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": _REPLY_TEXT},
+                },
             ),
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
             _sse(
@@ -123,10 +130,10 @@ def streamed_answer(model: str) -> bytes:
 class _Recorder(BaseHTTPRequestHandler):
     out: Path
     tool: str | None = None
-    tool_input: dict[str, object] = {}
+    tool_input: ClassVar[dict[str, object]] = {}
     lock = threading.Lock()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def _record(self) -> object:
@@ -191,7 +198,9 @@ def main() -> None:
     parser.add_argument("--tool", help="answer the first turn with a call of this tool")
     parser.add_argument("--tool-input", type=json.loads, default={}, help="the call's input, as JSON")
     args = parser.parse_args()
-    handler = type("Recorder", (_Recorder,), {"out": args.out, "tool": args.tool, "tool_input": args.tool_input})
+    handler = type(
+        "Recorder", (_Recorder,), {"out": args.out, "tool": args.tool, "tool_input": args.tool_input}
+    )
     ThreadingHTTPServer(("127.0.0.1", args.port), handler).serve_forever()
 
 
