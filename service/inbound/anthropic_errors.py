@@ -16,6 +16,10 @@ unless the response says `x-should-retry: false`. So Switchyard's own 5xx become
   false`: the operator's upstream key refused (`upstream_auth_failed`), the operator's prepaid
   balance or spending limit spent (`upstream_unavailable`), no route configured (`no_route`).
 Budget refusals (402 with `x-should-retry: false`) keep their header.
+
+A request too long for every model (`context_length_exceeded`) gets Anthropic's wording,
+"prompt is too long: ...": Claude Code recognises a context overflow by that phrase in the message
+(not by type or status) and compacts the conversation instead of failing.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ _BY_STATUS: dict[int, tuple[int, str]] = {
 
 # Gateway error codes a retry within seconds cannot fix: the client is told not to retry.
 FINAL_CODES = frozenset({"upstream_auth_failed", "upstream_unavailable", "no_route"})
+PROMPT_TOO_LONG = "prompt is too long"
 
 
 def _mapped(err: GatewayError) -> tuple[int, str]:
@@ -60,7 +65,10 @@ def _mapped(err: GatewayError) -> tuple[int, str]:
 def anthropic_error(err: GatewayError, *, request_id: str | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) for answering `err` to a Messages API client."""
     status, kind = _mapped(err)
-    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": err.message}}
+    message = err.message
+    if err.code == "context_length_exceeded" and PROMPT_TOO_LONG not in message.lower():
+        message = f"{PROMPT_TOO_LONG}: {message}"
+    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
     if request_id is not None:
         body["request_id"] = request_id
     return status, body

@@ -31,7 +31,6 @@ def sdk_view(err: GatewayError) -> tuple[type[Exception], bool]:
     ("status", "code", "expected_status", "kind"),
     [
         (400, "invalid_value", 400, "invalid_request_error"),
-        (400, "context_length_exceeded", 400, "invalid_request_error"),
         (401, "invalid_api_key", 401, "authentication_error"),
         (402, "budget_exceeded", 402, "billing_error"),
         (403, "model_not_allowed", 403, "permission_error"),
@@ -59,6 +58,20 @@ def test_status_and_type_follow_anthropics_table(
         expected_status,
         {"type": "error", "error": {"type": kind, "message": "Something went wrong."}},
     )
+
+
+def test_a_context_overflow_says_prompt_is_too_long_as_claude_code_expects() -> None:
+    err = GatewayError(
+        400, "This request is longer than every eligible model allows.", code="context_length_exceeded"
+    )
+    status, payload = anthropic_error(err)
+    assert (status, payload["error"]["type"]) == (400, "invalid_request_error")
+    assert (
+        payload["error"]["message"]
+        == "prompt is too long: This request is longer than every eligible model allows."
+    )
+    already = GatewayError(400, "Prompt is too long: 300000 tokens > 262144", code="context_length_exceeded")
+    assert anthropic_error(already)[1]["error"]["message"] == "Prompt is too long: 300000 tokens > 262144"
 
 
 def test_the_request_id_rides_in_the_body_when_given() -> None:
