@@ -246,7 +246,10 @@ def _tool_output(value: object, where: str) -> str | list[Item]:
 
 
 def _reasoning(item: Item, where: str) -> Item:
-    out: Item = {"type": "reasoning", "summary": _texts(item.get("summary"), f"{where}.summary", "summary_text")}
+    out: Item = {
+        "type": "reasoning",
+        "summary": _texts(item.get("summary"), f"{where}.summary", "summary_text"),
+    }
     content = item.get("content")
     if content is not None:
         out["content"] = _texts(content, f"{where}.content", "reasoning_text")
@@ -279,7 +282,7 @@ def reasoning_text(item: Item) -> str:
 class _Messages:
     """Chat messages built item by item, with the reasoning waiting for its assistant turn."""
 
-    __slots__ = ("messages", "pending_reasoning", "call_ids")
+    __slots__ = ("call_ids", "messages", "pending_reasoning")
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -319,7 +322,11 @@ def items_to_messages(items: Sequence[tuple[Item, str]]) -> list[dict[str, Any]]
             name = item["name"]
             if "namespace" in item:
                 name = flat_name(item["namespace"], name)
-            call = {"id": item["call_id"], "type": "function", "function": {"name": name, "arguments": item["arguments"]}}
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": name, "arguments": item["arguments"]},
+            }
             message.setdefault("tool_calls", []).append(call)
             out.call_ids.add(item["call_id"])
         elif kind == "function_call_output":
@@ -374,4 +381,3 @@ def _message_to_chat(item: Item, out: _Messages) -> None:
     if len(chat_parts) == 1 and chat_parts[0]["type"] == "text":
         content = chat_parts[0]["text"]
     out.add({"role": "user" if role == "user" else "system", "content": content})
-

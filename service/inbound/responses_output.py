@@ -55,7 +55,13 @@ def message_item(response_id: str, index: int, text: str, status: str) -> Item:
 
 
 def function_call_item(
-    request: ResponsesRequest, response_id: str, index: int, call_id: str, name: str, arguments: str, status: str
+    request: ResponsesRequest,
+    response_id: str,
+    index: int,
+    call_id: str,
+    name: str,
+    arguments: str,
+    status: str,
 ) -> Item:
     item: Item = {
         "id": item_id(response_id, "fc", index),
@@ -81,11 +87,14 @@ def responses_usage(usage: object) -> Item | None:
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
     cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
-    reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+    reasoning = (
+        _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+    )
     total = usage.get("total_tokens")
     out: Item = {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
+        # The current schema requires cache_write_tokens; Baseten reports no cache writes.
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": total if type(total) is int else prompt + completion,
@@ -161,7 +170,9 @@ def chat_to_response(
     if isinstance(reasoning, str) and reasoning:
         output.append(reasoning_item(response_id, len(output), reasoning))
     if (isinstance(content, str) and content) or (not tool_calls and not output):
-        output.append(message_item(response_id, len(output), content if isinstance(content, str) else "", "completed"))
+        output.append(
+            message_item(response_id, len(output), content if isinstance(content, str) else "", "completed")
+        )
     for call in tool_calls:
         function = call.get("function") or {}
         output.append(

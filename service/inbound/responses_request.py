@@ -93,11 +93,26 @@ _REFUSED: Mapping[str, str] = {
 
 _TRANSLATED = frozenset(
     {
-        "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
-        "max_output_tokens", "temperature", "top_p", "reasoning", "text", "metadata", "user",
-        "stream", "store", "previous_response_id", "background",
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "reasoning",
+        "text",
+        "metadata",
+        "user",
+        "stream",
+        "store",
+        "previous_response_id",
+        "background",
         # Switchyard's routing extensions, passed to the chat request as they are.
-        "provider", "models",
+        "provider",
+        "models",
     }
 )
 _TOP_LEVEL = _TRANSLATED | {k for k in IGNORED_FIELDS if "." not in k} | set(_REFUSED)
@@ -295,7 +310,9 @@ def _metadata(value: object) -> dict[str, str]:
         raise too_many("metadata", MAX_METADATA_PAIRS, len(pairs), "pairs")
     for key, item in pairs.items():
         if len(key) > MAX_METADATA_KEY_CHARS:
-            raise bad_value("metadata", f"keys must be strings of at most {MAX_METADATA_KEY_CHARS} characters.")
+            raise bad_value(
+                "metadata", f"keys must be strings of at most {MAX_METADATA_KEY_CHARS} characters."
+            )
         check_str(item, join("metadata", key), max_len=MAX_METADATA_VALUE_CHARS)
     return dict(pairs)
 

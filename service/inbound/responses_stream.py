@@ -47,13 +47,14 @@ FAILURE_CODES = {
 
 
 def sse_event(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 class _Open:
     """One output item while it streams."""
 
-    __slots__ = ("kind", "index", "text", "call_id", "name", "open")
+    __slots__ = ("call_id", "index", "kind", "name", "open", "text")
 
     def __init__(self, kind: str, index: int, *, call_id: str = "", name: str = "") -> None:
         self.kind = kind
@@ -128,7 +129,9 @@ class ResponsesStream:
         output = [self._final(item) for item in self._items]
         mark_cut(output, status)
         self.response = self._envelope(status, output)
-        self._emit("response.completed" if status == "completed" else "response.incomplete", response=self.response)
+        self._emit(
+            "response.completed" if status == "completed" else "response.incomplete", response=self.response
+        )
         return self._flush()
 
     def error(self, message: str, code: str) -> bytes:

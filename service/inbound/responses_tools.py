@@ -128,7 +128,9 @@ def convert_tools(value: object) -> ToolSet:
     return ToolSet(tuple(chat), frozenset(seen), namespaced, tuple(dropped))
 
 
-def _add(chat: list[dict[str, Any]], seen: dict[str, str], name: str, tool: dict[str, Any], param: str) -> None:
+def _add(
+    chat: list[dict[str, Any]], seen: dict[str, str], name: str, tool: dict[str, Any], param: str
+) -> None:
     if name in seen:
         raise invalid(
             f"Invalid '{param}': the function name '{name}' is declared twice (first at {seen[name]}).",
@@ -183,7 +185,8 @@ def convert_tool_choice(value: object, tools: ToolSet) -> ToolChoice:
         if not tools.chat_tools:
             if value == "required":
                 raise invalid(
-                    "Invalid value for 'tool_choice': 'required' needs at least one function tool in 'tools'.",
+                    "Invalid value for 'tool_choice': 'required' needs at least one function tool "
+                    "in 'tools'.",
                     "tool_choice",
                     "invalid_value",
                 )

@@ -88,6 +88,7 @@ def run_codex(binary: str, prompt: str = "say hi", timeout: float = 120) -> Capt
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,  # the caller asserts on the return code and keeps stderr for the message
         )
         return Capture(recorder.requests, recorder.errors, proc.stdout, proc.returncode, proc.stderr)
 
@@ -145,7 +146,9 @@ def save(name: str, capture: Capture) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("client", choices=("codex", "agents"))
     parser.add_argument("--codex", default=os.environ.get("CODEX_BIN", "codex"), help="the codex binary")
     args = parser.parse_args()

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from service.errors import GatewayError
 from service.inbound.responses_output import chat_to_response, new_response_id
@@ -61,7 +61,12 @@ def pieces(text: str, size: int = 3) -> list[str]:
 def completion_to_chunks(answer: dict[str, Any], size: int = 3) -> list[dict[str, Any]]:
     """The stream Baseten would send for `answer`: role chunk, reasoning and content deltas, tool
     calls (id and name first, then argument fragments), the finish chunk, the usage-only chunk."""
-    base = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"], "model": answer["model"]}
+    base = {
+        "id": answer["id"],
+        "object": "chat.completion.chunk",
+        "created": answer["created"],
+        "model": answer["model"],
+    }
     choice = answer["choices"][0]
     message = choice["message"]
 
@@ -73,11 +78,35 @@ def completion_to_chunks(answer: dict[str, Any], size: int = 3) -> list[dict[str
     out += [chunk({"content": p}) for p in pieces(message.get("content") or "", size)]
     for index, call in enumerate(message.get("tool_calls") or []):
         function = call["function"]
-        out.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                          "function": {"name": function["name"], "arguments": ""}}]}))
+        out.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": function["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
         for fragment in pieces(function["arguments"], size):
-            out.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                              "function": {"name": None, "arguments": fragment}}]}))
+            out.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": None, "arguments": fragment},
+                            }
+                        ]
+                    }
+                )
+            )
     out.append(chunk({}, choice["finish_reason"]))
     out.append({**base, "choices": [], "usage": answer["usage"]})
     return out
@@ -97,7 +126,9 @@ def parse_sse(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def stream_bytes(request_body: dict[str, Any], answer: dict[str, Any], *, response_id: str, created_at: int = 1) -> bytes:
+def stream_bytes(
+    request_body: dict[str, Any], answer: dict[str, Any], *, response_id: str, created_at: int = 1
+) -> bytes:
     request = responses_to_chat(request_body, history=None)
     stream = ResponsesStream(request, response_id=response_id, created_at=created_at)
     out = b"".join(stream.feed(c) for c in completion_to_chunks(answer))
@@ -126,7 +157,9 @@ class Recorder:
 
             def do_GET(self) -> None:
                 recorder._record(self, None)
-                self._send(404, "application/json", b'{"error":{"message":"not found","type":"not_found_error"}}')
+                self._send(
+                    404, "application/json", b'{"error":{"message":"not found","type":"not_found_error"}}'
+                )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -146,7 +179,7 @@ class Recorder:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -156,9 +189,12 @@ class Recorder:
 
     def _record(self, handler: BaseHTTPRequestHandler, body: Any) -> None:
         headers = {
-            k.lower(): ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in handler.headers.items()
+            k.lower(): ("<redacted>" if k.lower() in SECRET_HEADERS else v)
+            for k, v in handler.headers.items()
         }
-        self.requests.append({"method": handler.command, "path": handler.path, "headers": headers, "body": body})
+        self.requests.append(
+            {"method": handler.command, "path": handler.path, "headers": headers, "body": body}
+        )
 
     def _answer(self, path: str, body: Any) -> tuple[int, str, bytes]:
         if not path.split("?")[0].endswith("/responses"):
@@ -171,7 +207,9 @@ class Recorder:
         answer = self.script(body, sum(1 for r in self.requests if r["method"] == "POST") - 1)
         response_id = new_response_id()
         if not request.stream:
-            response = chat_to_response(answer, request=request, response_id=response_id, created_at=1780264605)
+            response = chat_to_response(
+                answer, request=request, response_id=response_id, created_at=1780264605
+            )
             return 200, "application/json", json.dumps(response).encode()
         stream = ResponsesStream(request, response_id=response_id, created_at=1780264605)
         out = b"".join(stream.feed(c) for c in completion_to_chunks(answer))
