@@ -29,7 +29,7 @@ CHANNEL = "switchyard_auth"
 # The key, its tenant and every budget that binds it, in one round trip: budgets changed by the
 # admin API or CLI announce the tenant, which evicts these entries everywhere.
 _LOOKUP = """
-SELECT k.id AS key_id, k.prefix, k.key_hash, k.rpm_limit, k.tpm_limit, k.revoked_at,
+SELECT k.id AS key_id, k.prefix, k.key_hash, k.rpm_limit, k.tpm_limit, k.revoked_at, k.project_id,
        t.id AS tenant_id, t.name, t.status, t.markup, t.allowed_models, t.denied_front_ends,
        COALESCE((SELECT json_agg(json_build_object('id', b.id, 'key_id', b.key_id, 'period', b.period,
                                                    'limit', b.limit_usd::text, 'hard', b.hard))
@@ -125,6 +125,7 @@ class AuthCache:
             rpm_limit=row["rpm_limit"],
             tpm_limit=row["tpm_limit"],
             budgets=_budget_rules(row["budgets"]),
+            project_id=row["project_id"],
         )
         entry = (bytes(row["key_hash"]), principal, now + self._ttl)
         self._entries[prefix] = entry

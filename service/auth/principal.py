@@ -29,3 +29,4 @@ class Principal:
     tpm_limit: int | None = None
     # Loaded with the key, so a request is never admitted without knowing its budgets.
     budgets: tuple[BudgetRule, ...] = ()
+    project_id: uuid.UUID | None = None

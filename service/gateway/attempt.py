@@ -217,6 +217,7 @@ class Attempt:
             price_version=catalog.version, cost_source=cost.source.value, estimated=cost.estimated,
             upstream_request_id=ev.upstream_request_id, started_at=self.started_at,
             first_token_at=self.first_token_at, ended_at=utcnow(), api=ctx.api,
+            project_id=ctx.principal.project_id, end_user=ctx.end_user, tags=ctx.tags, metadata=ctx.metadata,
         )
         ctx.cost += cost.provider_usd
         ctx.billed += cost.billed_usd

@@ -43,6 +43,10 @@ class RequestContext:
     soft_budget_exceeded: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
     admission: Admission | None = None
+    # Attribution the client sent (validated and bounded by the inbound layer).
+    end_user: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 # usage_events columns, in COPY order; record() returns a row in this order.
 USAGE_COLUMNS = (
     "request_id", "attempt", "tenant_id", "key_id", "requested_model", "served_model", "front_end",
@@ -15,6 +17,7 @@ USAGE_COLUMNS = (
     "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
     "provider_cost_usd", "billed_usd", "price_version", "cost_source", "estimated",
     "upstream_request_id", "started_at", "first_token_at", "ended_at", "direct_billed_usd", "api",
+    "project_id", "end_user", "tags", "metadata",
 )
 
 
@@ -49,6 +52,11 @@ class UsageEvent:
     # What Baseten direct would have billed for the same model and tokens (savings baseline).
     direct_billed_usd: Decimal | None = None
     api: str = "chat"  # the inbound API the client spoke: chat | messages | responses
+    # Attribution: the key's project, the end user and tags the client named, its metadata pairs.
+    project_id: uuid.UUID | None = None
+    end_user: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] | None = None
 
     def record(self) -> tuple:
         """The row in the ledger's column order (USAGE_COLUMNS)."""
@@ -59,7 +67,8 @@ class UsageEvent:
             self.cached_tokens, self.completion_tokens, self.reasoning_tokens,
             self.provider_cost_usd, self.billed_usd, self.price_version, self.cost_source,
             self.estimated, self.upstream_request_id, self.started_at, self.first_token_at,
-            self.ended_at, self.direct_billed_usd, self.api,
+            self.ended_at, self.direct_billed_usd, self.api, self.project_id, self.end_user,
+            list(self.tags), orjson.dumps(self.metadata).decode() if self.metadata is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +84,8 @@ class UsageEvent:
     def from_json(cls, data: dict[str, Any]) -> UsageEvent:
         d = dict(data)
         d["tenant_id"] = uuid.UUID(d["tenant_id"])
+        d["project_id"] = uuid.UUID(d["project_id"]) if d.get("project_id") else None
+        d["tags"] = tuple(d.get("tags") or ())
         d["key_id"] = uuid.UUID(d["key_id"]) if d.get("key_id") else None
         for k in ("provider_cost_usd", "billed_usd", "direct_billed_usd"):
             if d.get(k) is not None:

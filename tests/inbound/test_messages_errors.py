@@ -102,6 +102,9 @@ UPSTREAM_CASES: list[tuple[ErrorKind, type[Exception], bool]] = [
     (ErrorKind.TIMEOUT, anthropic.GatewayTimeoutError, True),
     (ErrorKind.PROTOCOL, anthropic.InternalServerError, True),
     (ErrorKind.STREAM_ERROR, anthropic.InternalServerError, True),
+    (ErrorKind.INTERNAL, anthropic.InternalServerError, True),
+    # Nobody reads it (the client left), but it must still be a well-formed, final answer.
+    (ErrorKind.CLIENT_GONE, anthropic.ClientClosedRequestError, False),
 ]
 
 
