@@ -12,7 +12,7 @@ from typing import Any
 from benchmarks.capacity import oracle
 from benchmarks.capacity.prices import Prices
 from benchmarks.capacity.simulate import OnlinePolicy, SimClock
-from benchmarks.capacity.text import Corpus, build_corpus
+from benchmarks.capacity.text import SEGMENTS_PER_KIND, Corpus, build_corpus
 from benchmarks.capacity.trace import (
     AUTO,
     Request,
@@ -47,6 +47,9 @@ class Config:
     markup: Decimal = Decimal("1.0")
     oracle_seconds: float = 120.0
     diagnose: bool = False
+    # The size of the text pool and of the sample that turns a load into a rate (smaller: faster, rougher).
+    segments_per_kind: int = SEGMENTS_PER_KIND
+    pilot_requests: int = PILOT_REQUESTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ class World:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.catalog: Catalog = load_catalog()
-        self.corpus: Corpus = build_corpus(config.seed)
+        self.corpus: Corpus = build_corpus(config.seed, config.segments_per_kind)
         self.shape: Shape = build_shape(self.catalog, config.seed, config.hours)
         self.truth = Truth(self.shape)
         self.prices = Prices(config.markup)
@@ -140,14 +143,14 @@ class World:
         weights = [POPULARITY.get(m, 1.0) for m in named]
         vision = [m for m in named if self.catalog.models[m].features.vision]
         flat, seconds = 0, 0.0
-        for i in range(PILOT_REQUESTS):
+        for i in range(self.config.pilot_requests):
             req = make_request(rng, self.catalog, self.corpus, self.shape, self.truth, i, 0.0,
                                rng.randrange(len(self.shape.tenants)), named, weights, vision)
             best = self.best(req)
             if best.saving > 0 and best.flat_seconds is not None:
                 flat += 1
                 seconds += best.flat_seconds
-        return flat / PILOT_REQUESTS, seconds / max(flat, 1)
+        return flat / self.config.pilot_requests, seconds / max(flat, 1)
 
     def capacity_per_minute(self, mean_seconds: float) -> float:
         c = self.config
