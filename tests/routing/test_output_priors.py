@@ -56,7 +56,7 @@ async def test_priors_from_recent_served_answers_per_model_and_tenant(database_u
     writer_ratio, writer_answers = priors.tenants[writer]
     assert writer_answers == 16
     assert abs(writer_ratio - (10 * 3_000 / mean_a + 6 * 1_200 / mean_b) / 16) < 1e-9
-    assert priors.tenants[chatter][0] < 0.2 < 1.5 < writer_ratio
+    assert priors.tenants[chatter][0] < 0.2 and writer_ratio > 1.5
 
     calibration = Calibration()
     assert calibration.expected_output(model_a, None) == PRIOR_OUTPUT
