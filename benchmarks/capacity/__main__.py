@@ -50,7 +50,7 @@ def render(result: dict[str, Any]) -> str:
             f"Baseten price; unserved greedy {g['unserved']}, shadow {s['unserved']}; plans finding xpay full: "
             f"greedy {g['plans_with_flat_fee_full']}, shadow {s['plans_with_flat_fee_full']}; shadow prices median "
             f"{per_call.get('median')} USD/call + {per_second.get('median')} USD/s held; oracle {row['oracle_solver']['status']!r} "
-            f"in {row['oracle_solver']['seconds']} s (LP bound saving {row['oracle_solver']['lp_bound_saving_usd']}, "
+            f"in {row['oracle_solver']['seconds']} s (bound on saving {row['oracle_solver']['bound_saving_usd']}, "
             f"MILP {row['oracle_solver']['milp_saving_usd']} USD)")
         lines.append("")
     lines.append(f"run in {result['seconds']['total']} s")

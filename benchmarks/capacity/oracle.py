@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
 RATE_WINDOW = 60.0
@@ -29,7 +29,7 @@ RATE_WINDOW = 60.0
 class OracleChoice:
     chosen: list[bool]  # per candidate, in the order given
     saving: float  # sum of the chosen savings (USD, float: exact costs are summed by the caller)
-    bound: float  # the LP relaxation's saving: no assignment saves more
+    bound: float  # the solver's bound: no assignment saves more
     status: str
     seconds: float
     mip_gap: float | None
@@ -82,11 +82,7 @@ def allocate(starts: list[float], durations: list[float], savings: list[float], 
     cost = np.concatenate([-s, np.zeros(2 * n)])
     bounds_lo = np.zeros(3 * n)
     bounds_hi = np.concatenate([np.ones(n), np.full(2 * n, np.inf)])
-    from scipy.optimize import Bounds
-
     constraints = LinearConstraint(matrix, np.asarray(lower), np.asarray(upper))
-    relaxed = milp(cost, constraints=constraints, bounds=Bounds(bounds_lo, bounds_hi),
-                   integrality=np.zeros(3 * n))
     integral = milp(cost, constraints=constraints, bounds=Bounds(bounds_lo, bounds_hi),
                     integrality=np.concatenate([np.ones(n), np.zeros(2 * n)]),
                     options={"time_limit": time_limit, "mip_rel_gap": 1e-4})
@@ -94,7 +90,9 @@ def allocate(starts: list[float], durations: list[float], savings: list[float], 
         raise RuntimeError(f"oracle found no assignment: {integral.message}")
     chosen = [bool(v > 0.5) for v in integral.x[:n]]
     saving = float(sum(s[i] for i in range(n) if chosen[i]))
-    bound = -float(relaxed.fun) if relaxed.fun is not None else saving
+    # HiGHS's own bound: no assignment within the limits saves more than this.
+    dual = getattr(integral, "mip_dual_bound", None)
+    bound = -float(dual) if dual is not None else saving
     return OracleChoice(chosen=chosen, saving=saving, bound=bound, status=integral.message,
                         seconds=time.perf_counter() - began, mip_gap=getattr(integral, "mip_gap", None))
 
