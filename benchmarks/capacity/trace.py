@@ -37,7 +37,7 @@ MIN_PROMPT, MID_PROMPT, MAX_PROMPT = 100, 8_000, 150_000
 COMPLETION_SIGMA = 0.9
 TENANT_OUTPUT_SIGMA = 0.8
 TENANT_MODEL_SIGMA = 0.3  # a tenant's answers differ by model too, a little
-BURSTS_PER_DAY = 8
+BURSTS_PER_DAY = 6  # per simulated day (one cycle of the curve, however long)
 # Per-token prices the marketplaces' own charges follow where the catalog has no Baseten price
 # (the trace's truth only: the router never sees them).
 HIDDEN_PRICES = {"moonshotai/Kimi-K2-Thinking": (0.60, 2.50), "moonshotai/Kimi-K2-Instruct-0905": (0.60, 2.50)}
@@ -281,7 +281,7 @@ def build_shape(catalog: Catalog, seed: int, hours: float) -> Shape:
         ))
     seconds = hours * 3600.0
     bursts = []
-    for _ in range(_poisson(rng, BURSTS_PER_DAY * hours / 24.0)):
+    for _ in range(_poisson(rng, BURSTS_PER_DAY)):
         bursts.append(Burst(start=rng.uniform(0, seconds), seconds=rng.uniform(120, 900),
                             multiplier=rng.uniform(1.8, 4.0), tenant=rng.randrange(TENANTS)))
     bursts.sort(key=lambda b: b.start)
