@@ -33,6 +33,9 @@ _EMA = 0.05
 TENANT_MIN_SAMPLES = 5
 # Tenants remembered per process; the least recently seen go first.
 TENANT_SLOTS = 10_000
+# A seeded average counts as at most this many answers: enough to outweigh the prior, few enough
+# that a change in traffic shows within a few hundred answers.
+SEED_MAX_SAMPLES = 50
 
 
 @dataclass(slots=True)
@@ -45,15 +48,24 @@ class _Stats:
 @dataclass(slots=True)
 class _TenantLength:
     """How long a tenant's answers run against each model's average: one ratio across models,
-    since a tenant that writes reports does so whichever model serves it."""
+    since a tenant that writes reports does so whichever model serves it. The same for its
+    prompts' tokens per estimated token: code, logs or Chinese text tokenize very differently
+    from English prose, and a tenant tends to send one kind."""
 
     ratio: float = 1.0
     samples: int = 0
+    prompt: float = 1.0
+    prompt_samples: int = 0
 
     def add(self, ratio: float) -> None:
         weight = max(_EMA, 1.0 / (self.samples + 1))
         self.ratio += weight * (ratio - self.ratio)
         self.samples += 1
+
+    def add_prompt(self, ratio: float) -> None:
+        weight = max(_EMA, 1.0 / (self.prompt_samples + 1))
+        self.prompt += weight * (ratio - self.prompt)
+        self.prompt_samples += 1
 
 
 class Calibration:
@@ -68,9 +80,15 @@ class Calibration:
         self._tenant_slots = tenant_slots
         self._lock = threading.Lock()
 
-    def prompt_ratio(self, model: str) -> float:
+    def prompt_ratio(self, model: str, tenant: Any = None) -> float:
+        """Reported prompt tokens per estimated token for this model; with a tenant, times how its
+        prompts run against the model's average once it has enough of them."""
         stats = self._stats.get(model)
-        return stats.prompt_ratio if stats else 1.0
+        ratio = stats.prompt_ratio if stats else 1.0
+        own = self._tenants.get(tenant) if tenant is not None else None
+        if own is not None and own.prompt_samples >= TENANT_MIN_SAMPLES:
+            ratio *= own.prompt
+        return ratio
 
     def expected_output(self, model: str, requested_max: int | None, tenant: Any = None) -> int:
         stats = self._stats.get(model)
@@ -82,6 +100,24 @@ class Calibration:
             expected = min(expected, requested_max)
         return max(1, int(expected))
 
+    def seed(self, models: dict[str, tuple[float, int]], tenants: dict[Any, tuple[float, int]] | None = None,
+             *, max_weight: int = SEED_MAX_SAMPLES) -> None:
+        """Start from what the ledger knows instead of the prior: each model's mean answer length
+        and each tenant's ratio to the models' means, with how many answers back each. The counts
+        are capped so live answers still move the averages; prompt ratios are not in the ledger
+        and are learned live. Models or tenants already learned in this process keep what they learned."""
+        with self._lock:
+            for model, (mean, answers) in models.items():
+                if answers <= 0 or mean <= 0 or model in self._stats:
+                    continue
+                self._stats[model] = _Stats(output_tokens=float(mean), samples=min(answers, max_weight))
+            for tenant, (ratio, answers) in (tenants or {}).items():
+                if answers <= 0 or ratio <= 0 or tenant in self._tenants:
+                    continue
+                self._tenant(tenant)
+                own = self._tenants[tenant]
+                own.ratio, own.samples = float(ratio), min(answers, max_weight)
+
     def observe(self, model: str, estimated_prompt: int, prompt_tokens: int, completion_tokens: int,
                 tenant: Any = None) -> None:
         if estimated_prompt <= 0 or prompt_tokens <= 0:
@@ -90,9 +126,11 @@ class Calibration:
         with self._lock:
             stats = self._stats.setdefault(model, _Stats())
             if tenant is not None and stats.samples >= TENANT_MIN_SAMPLES:
-                # Against the model's average before this answer joined it, once that average
-                # means something (a fresh model's is only the prior).
-                self._tenant(tenant).add(completion_tokens / max(stats.output_tokens, 1.0))
+                # Against the model's averages before this answer joined them, once they mean
+                # something (a fresh model's are only the priors).
+                own = self._tenant(tenant)
+                own.add(completion_tokens / max(stats.output_tokens, 1.0))
+                own.add_prompt(ratio / stats.prompt_ratio)
             # Learn fast at first, then settle into a moving average.
             weight = max(_EMA, 1.0 / (stats.samples + 1))
             stats.prompt_ratio += weight * (ratio - stats.prompt_ratio)
@@ -154,6 +192,13 @@ def _image_bytes(messages: list[Any]) -> int:
 def context_estimate(base: int, ratio: float) -> int:
     """Conservative: never below the raw estimate, plus a margin and the template's overhead."""
     return math.ceil(base * max(ratio, 1.0) * CONTEXT_MARGIN) + TEMPLATE_ALLOWANCE
+
+
+def context_low_estimate(base: int, ratio: float) -> int:
+    """The fewest tokens the prompt plausibly counts (the calibrated estimate less the margin): a
+    model whose context this exceeds surely cannot take the request; between this and
+    context_estimate it may, and only the upstream's own count can tell."""
+    return math.floor(base * ratio / CONTEXT_MARGIN)
 
 
 def cost_estimate(base: int, ratio: float) -> int:

@@ -35,9 +35,33 @@ class RouteHealth:
     failed: int = 0  # failures among `outcomes`, kept as they come and go (read on every plan)
     latency_ema: float | None = None
     ttft_ema: float | None = None
+    tokens_per_second_ema: float | None = None  # output tokens over the time after the first token
 
     def failures(self) -> int:
         return self.failed
+
+
+def _ema(average: float | None, value: float) -> float:
+    return value if average is None else 0.8 * average + 0.2 * value
+
+
+# Answers shorter than this say more about the first token than about the pace after it.
+_MIN_RATE_TOKENS = 16
+_BUFFERED_SHARE = 0.05
+
+
+def _tokens_per_second(latency: float | None, ttft: float | None, output_tokens: int | None) -> float | None:
+    """Decoding pace: the tokens after the first over the time after it (the whole call when the
+    answer came in one piece, as the marketplaces' buffered ones do)."""
+    if latency is None or output_tokens is None or output_tokens < _MIN_RATE_TOKENS:
+        return None
+    after_first = latency - ttft if ttft is not None else latency
+    if after_first < _BUFFERED_SHARE * latency:
+        # The first token came with the rest (a buffered answer): only the whole call tells a pace.
+        after_first = latency
+    if after_first <= 0:
+        return None
+    return output_tokens / after_first
 
 
 class HealthBoard:
@@ -78,14 +102,18 @@ class HealthBoard:
         if health is not None and health.state == HALF_OPEN:
             health.probing = True
 
-    def success(self, route: str, latency: float | None = None, ttft: float | None = None) -> None:
+    def success(self, route: str, latency: float | None = None, ttft: float | None = None,
+                output_tokens: int | None = None) -> None:
         health = self._get(route)
         now = self._clock()
         self._record(health, now, True)
         if latency is not None:
-            health.latency_ema = latency if health.latency_ema is None else 0.8 * health.latency_ema + 0.2 * latency
+            health.latency_ema = _ema(health.latency_ema, latency)
         if ttft is not None:
-            health.ttft_ema = ttft if health.ttft_ema is None else 0.8 * health.ttft_ema + 0.2 * ttft
+            health.ttft_ema = _ema(health.ttft_ema, ttft)
+        rate = _tokens_per_second(latency, ttft, output_tokens)
+        if rate is not None:
+            health.tokens_per_second_ema = _ema(health.tokens_per_second_ema, rate)
         if health.state != CLOSED:
             health.cooldown = 0.0
             health.probing = False
@@ -157,6 +185,11 @@ class HealthBoard:
     def ttft(self, route: str) -> float | None:
         health = self._routes.get(route)
         return health.ttft_ema if health else None
+
+    def tokens_per_second(self, route: str) -> float | None:
+        """Measured output tokens a second after the first token (moving average), None unmeasured."""
+        health = self._routes.get(route)
+        return health.tokens_per_second_ema if health else None
 
     def failure_rate(self, route: str) -> float:
         health = self._routes.get(route)

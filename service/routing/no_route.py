@@ -26,12 +26,16 @@ _CHOSEN_CODES = frozenset({"provider_only", "provider_ignore", "no_fallback", "p
 def no_route_error(plan: Plan, catalog: Catalog) -> GatewayError:
     codes = {e.code for e in plan.excluded}
     if "context_length_exceeded" in codes and codes <= {"context_length_exceeded"} | set(_FEATURE_CODES):
-        too_long = {e.route.split(":", 1)[1] for e in plan.excluded if e.code == "context_length_exceeded"}
-        largest = max(catalog.models[m].context_length for m in too_long)
+        # Only when even the fewest tokens the prompt may count exceed every eligible context.
+        too_long = [e for e in plan.excluded if e.code == "context_length_exceeded"]
+        largest = max(too_long, key=lambda e: catalog.models[e.route.split(":", 1)[1]].context_length)
+        context = catalog.models[largest.route.split(":", 1)[1]].context_length
+        prompt, output = largest.prompt_tokens or 0, largest.output_tokens or 0
         return GatewayError(
             400,
-            f"This request is longer than every eligible model allows; the largest context available is "
-            f"{largest} tokens. Reduce the messages or max_tokens.",
+            f"This model's maximum context length is {context} tokens. However, you requested about "
+            f"{prompt + output} tokens ({prompt} in the messages, {output} in the completion). "
+            "Please reduce the length of the messages or completion.",
             code="context_length_exceeded",
             param="messages",
         )

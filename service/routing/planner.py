@@ -5,6 +5,7 @@ Ranking uses floats (it only orders routes); every figure reported or reserved i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -12,10 +13,12 @@ from typing import Any
 
 from service.catalog.model import Catalog, Model, Pricing, Route
 from service.errors import GatewayError
+from service.routing.allocation import FlatFeeAllocator
 from service.routing.capacity import CapacityBoard
-from service.routing.estimate import Calibration, context_estimate, cost_estimate
+from service.routing.estimate import Calibration, context_estimate, context_low_estimate, cost_estimate
 from service.routing.health import HealthBoard
 from service.routing.needs import GATEWAY_PARAMS, MARKETPLACE_PARAMS, Needs
+from service.routing.quotes import QuoteAccuracy
 
 VIRTUAL_AUTO = "auto"
 
@@ -34,22 +37,9 @@ class Candidate:
     costs (`low`, `expected`, `high`) are computed on first use, since only the routes actually
     tried, reserved against or shown in a quote ever need them."""
 
-    __slots__ = (
-        "_bound",
-        "_exact",
-        "_pricing",
-        "_prompt_bound",
-        "_prompt_high",
-        "cost_basis",
-        "expected_f",
-        "expected_output",
-        "model",
-        "prompt_tokens",
-        "quote",
-        "rank_key",
-        "route",
-        "worst_output",
-    )
+    __slots__ = ("route", "model", "prompt_tokens", "expected_output", "cost_basis", "rank_key", "expected_f",
+                 "context_uncertain", "held_back", "worst_output", "quote", "_pricing", "_prompt_high",
+                 "_prompt_bound", "_exact", "_bound")
 
     def __init__(self, route: Route, model: Model, prompt_tokens: int, expected_output: int, cost_basis: str,
                  expected_f: float, *, pricing: Pricing | None = None, prompt_high: int = 0, worst_out: int = 0,
@@ -66,6 +56,12 @@ class Candidate:
         # `bound` assume, so that nothing can generate past them.
         self.worst_output = worst_out
         self.quote = quote  # Orthogonal's dry-run price for this call, when one was asked
+        # The prompt may or may not fit the model's context: only the upstream's count can tell,
+        # so the route comes after every route that surely fits.
+        self.context_uncertain = False
+        # A flat-fee route whose expected saving is below the pool's threshold: kept as a
+        # fallback, ranked after the request's other routes.
+        self.held_back = False
         self._pricing = pricing
         self._prompt_high = prompt_high
         self._prompt_bound = max(prompt_bound, prompt_high)
@@ -141,6 +137,9 @@ class Exclusion:
     route: str
     reason: str
     code: str
+    # For context_length_exceeded: the fewest prompt tokens the request may count, and the output asked for.
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
 
     def as_json(self) -> dict[str, str]:
         return {"route": self.route, "reason": self.reason, "code": self.code}
@@ -174,12 +173,17 @@ class Planner:
         health: HealthBoard,
         capacity: CapacityBoard,
         calibration: Calibration,
+        allocators: dict[str, FlatFeeAllocator] | None = None,
+        quote_accuracy: QuoteAccuracy | None = None,
     ) -> None:
         self.catalog = catalog
         self.enabled = enabled_front_ends
         self.health = health
         self.capacity = capacity
         self.calibration = calibration
+        # Per capacity group: who gets its flat-fee calls when they are scarce (none: first come).
+        self.allocators = allocators or {}
+        self.quote_accuracy = quote_accuracy
 
     def models_for(self, requested: str, fallbacks: tuple[str, ...] | None, policy: Policy) -> list[str]:
         """The models a request may be served by, in preference order."""
@@ -218,7 +222,12 @@ class Planner:
         return models
 
     def plan(self, requested: str, needs: Needs, prefs: Any, policy: Policy, *,
-             fallbacks: tuple[str, ...] | None = None, quotes: dict[str, Decimal] | None = None) -> Plan:
+             fallbacks: tuple[str, ...] | None = None, quotes: dict[str, Decimal] | None = None,
+             count_demand: bool | None = None) -> Plan:
+        """`count_demand`: whether this plan counts as the request's demand for flat-fee capacity.
+        By default a request counts once: on its first plan (no quotes yet), unless its only
+        other route awaits a quote, and then on its plan with that quote. A quote endpoint that
+        only shows a plan passes False."""
         plan = Plan(requested_model=requested)
         models = self.models_for(requested, fallbacks, policy)
         model_order = {m: i for i, m in enumerate(models)}
@@ -229,33 +238,50 @@ class Planner:
         max_cost = prefs.max_cost_usd if prefs else None
         require_params = bool(prefs and prefs.require_parameters)
         sort = (prefs.sort if prefs else None) or "price"
+        allocate = bool(self.allocators) and sort == "price"
+        full: list[Candidate] = []  # flat-fee routes with no room now: still demand for their pool
+        unpriced: list[tuple[int, ...]] = []  # tiers of quoted routes a dry run could still price
         for model_id in models:
             model = self.catalog.models[model_id]
             ratio = self.calibration.prompt_ratio(model_id)
             prompt_ctx = context_estimate(needs.base_prompt_tokens, ratio)
-            prompt_cost = cost_estimate(needs.base_prompt_tokens, ratio)
-            model_reason = _model_unfit(model, needs, prompt_ctx)
+            prompt_low = context_low_estimate(needs.base_prompt_tokens, ratio)
+            prompt_cost = cost_estimate(needs.base_prompt_tokens, self.calibration.prompt_ratio(model_id, policy.tenant))
+            model_reason = _model_unfit(model, needs, prompt_low)
+            uncertain = prompt_ctx + (needs.max_output or 1) > model.context_length
             expected_out = self.calibration.expected_output(model_id, needs.worst_output, policy.tenant)
             for route in self.catalog.routes_for(model_id):
                 name = route.name
                 if model_reason is not None:
-                    plan.excluded.append(Exclusion(name, model_reason[1], model_reason[0]))
+                    sizes = (prompt_low, needs.max_output or 0) if model_reason[0] == "context_length_exceeded" else (None, None)
+                    plan.excluded.append(Exclusion(name, model_reason[1], model_reason[0], *sizes))
                     continue
                 reason = self._route_unfit(route, needs, only, ignore, policy, require_params)
                 if reason is not None:
                     plan.excluded.append(Exclusion(name, reason[1], reason[0]))
+                    if allocate and reason[0] == "at_capacity" and route.pricing.kind == "flat":
+                        ghost = self._price(route, model, needs, prompt_cost, prompt_ctx, quotes, expected_out)
+                        if ghost is not None:
+                            ghost.context_uncertain = uncertain
+                            ghost.rank_key = self._rank_key(ghost, sort, order, model_order, ordered_models)
+                            full.append(ghost)
                     continue
                 candidate = self._price(route, model, needs, prompt_cost, prompt_ctx, quotes, expected_out)
                 if candidate is None:
                     plan.excluded.append(Exclusion(name, "no known price for this route", "price_unknown"))
+                    if allocate and route.pricing.kind == "quoted":
+                        unpriced.append(self._tier(route, uncertain, order, model_order, ordered_models))
                     continue
                 # Floats first: the exact comparison only near the ceiling.
                 if max_cost is not None and candidate.high_f() >= float(max_cost) * 0.999 and candidate.high > max_cost:
                     plan.excluded.append(Exclusion(
                         name, f"worst-case cost {candidate.high:.6f} exceeds max_cost_usd {max_cost}", "max_cost"))
                     continue
+                candidate.context_uncertain = uncertain
                 candidate.rank_key = self._rank_key(candidate, sort, order, model_order, ordered_models)
                 plan.candidates.append(candidate)
+        if allocate:
+            self._allocate(plan.candidates, full, unpriced, order, count_demand, quotes is not None)
         plan.candidates.sort(key=lambda c: c.rank_key)
         if prefs is not None and not prefs.allow_fallbacks and plan.candidates:
             keep = [c for c in plan.candidates if c.route.front_end in order] or plan.candidates[:1]
@@ -307,9 +333,10 @@ class Planner:
                 high = quote
                 if route.estimate is not None:
                     high = max(quote, route.estimate.token_cost(prompt_high, worst_out))
-                return Candidate(route, model, prompt, expected_out, "quoted", float(quote),
-                                 exact=(quote, quote, high), pricing=route.estimate, prompt_high=prompt_high,
-                                 worst_out=worst_out, prompt_bound=needs.prompt_bound_tokens, quote=quote)
+                return Candidate(route, model, prompt, expected_out, "quoted",
+                                 self._quote_rank(route, quote, prompt, expected_out), exact=(quote, quote, high),
+                                 pricing=route.estimate, prompt_high=prompt_high, worst_out=worst_out,
+                                 prompt_bound=needs.prompt_bound_tokens, quote=quote)
             if route.estimate is None:
                 return None
             basis, p = "estimated_quote", route.estimate
@@ -319,19 +346,80 @@ class Planner:
                          pricing=p, prompt_high=prompt_high, worst_out=worst_out,
                          prompt_bound=needs.prompt_bound_tokens)
 
+    def _quote_rank(self, route: Route, quote: Decimal, prompt: int, expected_out: int) -> float:
+        """What ranking believes a quoted call costs: the quote, corrected by how quotes on this
+        route have compared with charges, and leaning on the per-token estimate as far as they
+        have proved inaccurate."""
+        if self.quote_accuracy is None:
+            return float(quote)
+        view = self.quote_accuracy.view(route.name, quote)
+        if route.estimate is None:
+            return view.corrected
+        estimate = _float_cost(route.estimate, prompt, expected_out)
+        return view.trust * view.corrected + (1.0 - view.trust) * estimate
+
+    def _allocate(self, candidates: list[Candidate], full: list[Candidate], unpriced: list[tuple[int, ...]],
+                  order: list[str], count_demand: bool | None, quoted: bool) -> None:
+        """Hold back a flat-fee route whose expected saving over the request's best other route
+        is below its pool's threshold (a route the client put in `order` is its choice, kept).
+        A pool with no room now still counts the request as demand (`full`)."""
+        for group, allocator in self.allocators.items():
+            def in_pool(c: Candidate) -> bool:
+                return c.cost_basis == "flat" and capacity_group(c.route) == group  # noqa: B023
+
+            flat = [c for c in candidates if in_pool(c) and c.route.front_end not in order]
+            wanting = flat or [c for c in full if capacity_group(c.route) == group and c.route.front_end not in order]
+            if not wanting:
+                continue
+            best_flat = min(wanting, key=lambda c: c.rank_key)
+            # Against the routes the request would otherwise take first: same client preference
+            # (front-end order, model order), any pricing but this pool's flat fee.
+            tier = best_flat.rank_key[:3]
+            others = [c for c in candidates if c.rank_key[:3] == tier and not in_pool(c)]
+            awaiting_quote = not quoted and tier in unpriced
+            # A route priced only by a quote given now was awaiting it in the request's first plan.
+            was_awaiting = quoted and any(c.cost_basis == "quoted" and c.route.estimate is None for c in others)
+            if count_demand is None:
+                count = was_awaiting if quoted else not awaiting_quote
+            else:
+                count = count_demand
+            if not others:
+                if awaiting_quote:
+                    continue  # nothing to weigh yet: the plan with the quote decides
+                saving = math.inf  # the flat fee is this request's only route
+            else:
+                saving = min(c.expected_f for c in others) - best_flat.expected_f
+            if saving <= 0 or allocator.consider(saving, prompt_tokens=best_flat.prompt_tokens,
+                                                 output_tokens=best_flat.expected_output,
+                                                 route=best_flat.route.name, count=count):
+                continue
+            for c in flat:
+                c.held_back = True
+                c.rank_key = c.rank_key[:3] + (1,) + c.rank_key[4:]
+
+    def _tier(self, route: Route, uncertain: bool, order: list[str], model_order: dict[str, int],
+              ordered_models: bool) -> tuple[int, ...]:
+        fe_rank = order.index(route.front_end) if route.front_end in order else len(order)
+        # A named model with a `models` fallback list keeps the client's model order.
+        model_rank = model_order[route.model] if ordered_models else 0
+        return (int(uncertain), fe_rank, model_rank)
+
     def _rank_key(self, c: Candidate, sort: str, order: list[str], model_order: dict[str, int],
                   ordered_models: bool) -> tuple:
+        """(context uncertain, client's front-end order, client's model order, held back, then by `sort`)."""
         name = c.route.name
-        fe_rank = order.index(c.route.front_end) if c.route.front_end in order else len(order)
-        # A named model with a `models` fallback list keeps the client's model order.
-        model_rank = model_order[c.route.model] if ordered_models else 0
+        head = self._tier(c.route, c.context_uncertain, order, model_order, ordered_models) + (0,)
+        if sort == "latency":
+            # Measured time to first token, lowest first; routes not yet measured after them.
+            ttft = self.health.ttft(name)
+            return head + (ttft is None, ttft or 0.0, c.expected_f)
+        if sort == "throughput":
+            # Measured output tokens a second, highest first; routes not yet measured after them.
+            pace = self.health.tokens_per_second(name)
+            return head + (pace is None, -(pace or 0.0), c.expected_f)
         failure = self.health.failure_rate(name)
         latency = self.health.latency(name) or 0.0
-        if sort == "latency":
-            return (fe_rank, model_rank, self.health.ttft(name) or latency, c.expected_f)
-        if sort == "throughput":
-            return (fe_rank, model_rank, latency, c.expected_f)
-        return (fe_rank, model_rank, c.expected_f, failure, latency)
+        return head + (c.expected_f, failure, latency)
 
 
 def capacity_group(route: Route) -> str:
@@ -339,7 +427,7 @@ def capacity_group(route: Route) -> str:
     return "xpay" if route.front_end == "xpay" else route.name
 
 
-def _model_unfit(model: Model, needs: Needs, prompt_ctx: int) -> tuple[str, str] | None:
+def _model_unfit(model: Model, needs: Needs, prompt_low: int) -> tuple[str, str] | None:
     f = model.features
     if needs.max_output is not None and needs.max_output > model.max_output_tokens:
         return "max_output", f"max output {needs.max_output} exceeds {model.id}'s maximum {model.max_output_tokens}"
@@ -358,11 +446,12 @@ def _model_unfit(model: Model, needs: Needs, prompt_ctx: int) -> tuple[str, str]
     if needs.reasoning_effort is not None and needs.reasoning_effort not in f.reasoning_efforts:
         return "unsupported_reasoning_effort", f"{model.id} does not take reasoning_effort={needs.reasoning_effort}"
     # Last: a model that lacks a needed feature is reported for that, not for its length.
+    # Only a prompt that surely exceeds the context: one that may fit is the upstream's to judge.
     requested_out = needs.max_output or 1
-    if prompt_ctx + requested_out > model.context_length:
+    if prompt_low + requested_out > model.context_length:
         return (
             "context_length_exceeded",
-            f"about {prompt_ctx} prompt tokens + {requested_out} output exceed {model.id}'s context of "
+            f"at least about {prompt_low} prompt tokens + {requested_out} output exceed {model.id}'s context of "
             f"{model.context_length}",
         )
     return None

@@ -55,9 +55,21 @@ def prepare(body: dict[str, Any]) -> Request:
 
 
 def context_prompt(world: World, model_id: str, needs: Needs) -> int:
-    """The prompt size the context check must use: calibrated, never below the raw estimate, with margin."""
+    """The most tokens the prompt may count: calibrated, never below the raw estimate, with margin."""
     ratio = world.calibration.prompt_ratio(model_id)
     return math.ceil(needs.base_prompt_tokens * max(ratio, 1.0) * CONTEXT_MARGIN)
+
+
+def context_low(world: World, model_id: str, needs: Needs) -> int:
+    """The fewest tokens the prompt may count: calibrated, less the margin."""
+    ratio = world.calibration.prompt_ratio(model_id)
+    return math.floor(needs.base_prompt_tokens * ratio / CONTEXT_MARGIN)
+
+
+def context_uncertain(world: World, model_id: str, needs: Needs) -> bool:
+    """May the prompt not fit? (Then only the upstream can tell, and the route is tried last.)"""
+    model = world.catalog.models[model_id]
+    return context_prompt(world, model_id, needs) + (needs.max_output or 1) > model.context_length
 
 
 def worst_cost(world: World, route: Route, needs: Needs) -> Decimal | None:
@@ -87,7 +99,7 @@ def unmet(world: World, route: Route, needs: Needs, prefs: ProviderPrefs | None)
     f = model.features
     fe = route.front_end
     out: set[str] = set()
-    if context_prompt(world, model.id, needs) + (needs.max_output or 1) > model.context_length:
+    if context_low(world, model.id, needs) + (needs.max_output or 1) > model.context_length:
         out.add("context_length_exceeded")
     if needs.max_output is not None and needs.max_output > model.max_output_tokens:
         out.add("max_output")

@@ -18,7 +18,7 @@ from service.errors import GatewayError
 from service.routing.no_route import no_route_error
 from service.routing.planner import Plan
 
-from .checks import Request, eligible_models, plan_routes, prepare, unmet, worst_cost
+from .checks import Request, context_uncertain, eligible_models, plan_routes, prepare, unmet, worst_cost
 from .world import World, bodies, worlds
 
 # Derandomized so every run checks the same examples; SWITCHYARD_PROPERTY_EXAMPLES=2000 (with
@@ -63,6 +63,7 @@ def test_every_candidate_meets_every_constraint(case):
         failed = unmet(world, c.route, req.needs, req.prefs)
         assert not failed, f"{c.route.name} is a candidate but fails {sorted(failed)}"
         assert c.low <= c.expected <= c.high, (c.route.name, c.low, c.expected, c.high)
+        assert c.context_uncertain == context_uncertain(world, c.route.model, req.needs), c.route.name
         # The reserved worst case covers the largest prompt the context check allows and the most
         # output the request allows.
         assert c.high >= worst_cost(world, c.route, req.needs)
@@ -79,10 +80,11 @@ def test_candidates_ranked_by_expected_cost(case):
         return
     requested = req.view.model
     named = requested != "auto" and requested not in world.catalog.pools
-    # A named model with a `models` list keeps the client's model order; within a model, and for
-    # `auto` and pools, the cheapest expected cost comes first.
+    # Routes whose model surely takes the prompt come before those it may not; then a named model
+    # with a `models` list keeps the client's model order; within a model, and for `auto` and
+    # pools, the cheapest expected cost comes first.
     client_order = {m: i for i, m in enumerate(eligible_models(world, requested, req.view.models))}
-    keys = [(client_order[c.route.model] if named else 0, c.expected) for c in plan.candidates]
+    keys = [(c.context_uncertain, client_order[c.route.model] if named else 0, c.expected) for c in plan.candidates]
     assert keys == sorted(keys), [(c.route.name, str(c.expected)) for c in plan.candidates]
 
 

@@ -1,0 +1,81 @@
+"""The capacity benchmark on a tiny trace (the full run is `python -m benchmarks.capacity`), its
+oracle against brute force, and its token counts against counting whole prompts."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.capacity import oracle
+from benchmarks.capacity.__main__ import render
+from benchmarks.capacity.run import Config, World, run
+from benchmarks.capacity.text import ENCODINGS, build_corpus, token_count
+from benchmarks.capacity.trace import build_requests, pick_segments
+
+TINY = Config(seed=3, hours=0.1, loads=(3.0,), segments_per_kind=12, pilot_requests=400, oracle_seconds=20.0)
+
+
+def test_a_tiny_run_ranks_the_oracle_first_and_prints_its_table():
+    result = run(TINY)
+    row = result["loads"][0]
+    costs = {name: Decimal(p["cost_usd"]) for name, p in row["policies"].items()}
+    assert row["requests"] > 100 and row["compared_requests"] > 0.95 * row["requests"]
+    # Every online policy's calls fit the limits, so the oracle (optimal within them) costs no more;
+    # and lifting the limits costs no more than that.
+    assert costs["oracle, no limits"] <= costs["oracle"] <= min(costs["greedy"], costs["shadow price"])
+    assert row["policies"]["oracle"]["gap_to_oracle_pct"] == 0.0
+    # The load is three times the capacity: first come takes its flat-fee calls as they come.
+    assert row["policies"]["greedy"]["plans_with_flat_fee_full"] > 0
+    calls = [row["policies"][n]["flat_fee_calls"] for n in ("greedy", "shadow price", "oracle")]
+    assert max(calls) <= 60 * 6 + 60  # six minutes at 60 a minute, plus the first window
+    table = render(result)
+    assert "seed 3" in table and "shadow price" in table and "oracle, no limits" in table
+
+
+_instances = st.lists(st.tuples(st.floats(0.0, 200.0), st.floats(0.5, 120.0), st.floats(0.001, 0.1)),
+                      min_size=1, max_size=9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_instances, st.integers(1, 3), st.integers(1, 3))
+def test_the_oracle_is_optimal_within_the_limits(calls, rate, concurrency):
+    calls = sorted(calls)
+    starts, durations, savings = ([c[i] for c in calls] for i in range(3))
+    choice = oracle.allocate(starts, durations, savings, rate, concurrency)
+    oracle.check(starts, durations, choice.chosen, rate, concurrency)
+    best = 0.0
+    for mask in itertools.product((False, True), repeat=len(calls)):
+        try:
+            oracle.check(starts, durations, list(mask), rate, concurrency)
+        except AssertionError:
+            continue
+        best = max(best, sum(s for s, m in zip(savings, mask, strict=True) if m))
+    assert abs(choice.saving - best) < 1e-6
+    assert choice.bound >= choice.saving - 1e-9
+
+
+def test_a_prompt_counts_what_its_segments_count():
+    corpus = build_corpus(5, per_kind=12)
+    world = World(Config(seed=5, hours=0.05, segments_per_kind=12))
+    rng = random.Random(9)
+    for tenant in world.shape.tenants[:8]:
+        for target in (2_000, 60_000):
+            segments = pick_segments(corpus, tenant, rng.getrandbits(32), target)
+            text = "".join(s.text for s in segments)
+            for i, encoding in enumerate(ENCODINGS):
+                summed = sum(s.tokens[i] for s in segments)
+                exact = token_count(text, encoding)
+                # At most a token where two segments meet: under 1% of any prompt, 0.1% of a long one.
+                assert abs(summed - exact) <= len(segments) - 1 and abs(summed - exact) <= 0.01 * exact
+
+
+def test_the_trace_is_the_same_for_a_seed():
+    world = World(Config(seed=4, hours=0.05, segments_per_kind=12))
+    first = build_requests(world.catalog, world.corpus, world.shape, world.truth, 120.0, 4)
+    again = build_requests(world.catalog, world.corpus, world.shape, world.truth, 120.0, 4)
+    assert first == again and len(first) > 200
+    assert first[10].body(world.corpus, world.shape) == again[10].body(world.corpus, world.shape)
