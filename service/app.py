@@ -17,6 +17,7 @@ from service.api.chat_asgi import chat_fast_path
 from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz
 from service.api.models import list_models
+from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
 from service.api.usage import USAGE_HANDLERS
 from service.errors import GatewayError
 from service.observability.logging import configure_logging
@@ -54,6 +55,10 @@ def _http_error(_: Request, exc: HTTPException) -> Response:
         message = "The request body is larger than this gateway accepts."
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(status)
     return error_response(GatewayError(status, message, type=kind, code=code, headers=dict(exc.headers or {})))
+
+
+def _body_timeout(_: Request, _exc: BodyTimeout) -> Response:
+    return error_response(body_timeout_error())
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
@@ -96,12 +101,7 @@ def header_limit_middleware(app, limit: int = MAX_HEADER_BYTES):
     async def middleware(scope, receive, send):
         if scope["type"] == "http" and sum(len(n) + len(v) for n, v in scope["headers"]) > limit:
             message = f"The request headers are larger than this gateway accepts ({limit} bytes)."
-            err = GatewayError(431, message, code="headers_too_large")
-            body = err.encoded()
-            await send({"type": "http.response.start", "status": 431,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode("ascii"))]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, GatewayError(431, message, code="headers_too_large"))
             return
         await app(scope, receive, send)
 
@@ -128,7 +128,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
         route_handlers=[chat_completions, quote, list_models, healthz, readyz, metrics,
                         *ADMIN_HANDLERS, *USAGE_HANDLERS],
         lifespan=[lifespan],
-        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, BodyTimeout: _body_timeout,
+                            Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Switchyard", version="0.1.0", path="/schema"),
         logging_config=None,
@@ -136,7 +137,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     )
     # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
     # routes: the router's own 404 and 405 answers get an x-request-id too.
-    app.asgi_handler = request_id_middleware(header_limit_middleware(chat_fast_path(app.asgi_handler, app)))
+    app.asgi_handler = request_id_middleware(header_limit_middleware(body_timeout_middleware(
+        chat_fast_path(app.asgi_handler, app), settings.body_timeout_seconds)))
     return app
 
 
