@@ -12,6 +12,9 @@ codes and wording stay consistent across the validator's modules. The codes:
 - ``empty_array``: an array that must not be empty is.
 - ``too_many``: an array or object holds more items than allowed.
 - ``string_too_long``: a string is longer than allowed.
+- ``unsupported_parameter``: a parameter OpenAI defines that no route can honour (the message says
+  why; `service.chat.params` lists them).
+- ``unsupported_value``: a value of an accepted parameter that no route can honour.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 from collections.abc import Iterable
 
 from service.errors import GatewayError, invalid
+from service.input_limits import check_storable
 
 INVALID_TYPE = "invalid_type"
 INVALID_VALUE = "invalid_value"
@@ -29,6 +33,8 @@ EMPTY_STRING = "empty_string"
 EMPTY_ARRAY = "empty_array"
 TOO_MANY = "too_many"
 STRING_TOO_LONG = "string_too_long"
+UNSUPPORTED_PARAMETER = "unsupported_parameter"
+UNSUPPORTED_VALUE = "unsupported_value"
 
 # Error messages quote the client's values; cap them so a huge value cannot bloat the answer,
 # and never quote free text (prompts) at all: only names, enum values and numbers.
@@ -107,6 +113,14 @@ def unknown(param: str) -> GatewayError:
     return invalid(f"Unrecognized request argument supplied: {param}", param, UNKNOWN)
 
 
+def unsupported(param: str, why: str) -> GatewayError:
+    return invalid(f"'{param}' is not supported by this gateway: {why}.", param, UNSUPPORTED_PARAMETER)
+
+
+def unsupported_value(param: str, value: object, why: str) -> GatewayError:
+    return invalid(f"Unsupported value for '{param}': {show(value)}; {why}.", param, UNSUPPORTED_VALUE)
+
+
 def empty_string(param: str) -> GatewayError:
     return invalid(f"`{param}` cannot be empty", param, EMPTY_STRING)
 
@@ -147,13 +161,17 @@ def check_bool(value: object, param: str) -> bool:
     return value
 
 
-def check_str(value: object, param: str, *, non_empty: bool = False, max_len: int | None = None) -> str:
+def check_str(value: object, param: str, *, non_empty: bool = False, max_len: int | None = None,
+              stored: bool = False) -> str:
+    """A string; `stored` ones must also be text the database can hold (no NUL)."""
     if type(value) is not str:
         raise wrong_type(param, "a string", value)
     if non_empty and not value:
         raise empty_string(param)
     if max_len is not None and len(value) > max_len:
         raise too_long(param, max_len, len(value))
+    if stored:
+        check_storable(value, param)
     return value
 
 
