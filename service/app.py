@@ -16,7 +16,7 @@ from service.api.chat import chat_completions, quote
 from service.api.chat_asgi import chat_fast_path
 from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz
-from service.api.models import list_models
+from service.api.models import list_models, retrieve_model
 from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
 from service.api.usage import USAGE_HANDLERS
 from service.errors import GatewayError
@@ -125,7 +125,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
             await rt.stop()
 
     app = Litestar(
-        route_handlers=[chat_completions, quote, list_models, healthz, readyz, metrics,
+        route_handlers=[chat_completions, quote, list_models, retrieve_model, healthz, readyz, metrics,
                         *ADMIN_HANDLERS, *USAGE_HANDLERS],
         lifespan=[lifespan],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, BodyTimeout: _body_timeout,
