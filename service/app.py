@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager
 import structlog
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.openapi.config import OpenAPIConfig
 
 from service.api.admin import ADMIN_HANDLERS
+from service.api.allow import options_middleware
 from service.api.chat import chat_completions, quote
 from service.api.chat_asgi import chat_fast_path
 from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz
 from service.api.models import list_models, retrieve_model
+from service.api.openapi import openapi_json, openapi_root
 from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
 from service.api.usage import USAGE_HANDLERS
 from service.errors import GatewayError
@@ -126,19 +127,20 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
 
     app = Litestar(
         route_handlers=[chat_completions, quote, list_models, retrieve_model, healthz, readyz, metrics,
-                        *ADMIN_HANDLERS, *USAGE_HANDLERS],
+                        openapi_json, openapi_root, *ADMIN_HANDLERS, *USAGE_HANDLERS],
         lifespan=[lifespan],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, BodyTimeout: _body_timeout,
                             Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Switchyard", version="0.1.0", path="/schema"),
+        # The published document is service.api.openapi's, which says what the API really does.
+        openapi_config=None,
         logging_config=None,
         debug=False,
     )
     # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
     # routes: the router's own 404 and 405 answers get an x-request-id too.
-    app.asgi_handler = request_id_middleware(header_limit_middleware(body_timeout_middleware(
-        chat_fast_path(app.asgi_handler, app), settings.body_timeout_seconds)))
+    app.asgi_handler = request_id_middleware(header_limit_middleware(options_middleware(body_timeout_middleware(
+        chat_fast_path(app.asgi_handler, app), settings.body_timeout_seconds), app)))
     return app
 
 

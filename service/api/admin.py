@@ -20,6 +20,7 @@ from service.auth import tenants
 from service.auth.admin_token import admin_guard
 from service.auth.cache import notify_key_changed, notify_tenant_changed
 from service.catalog.model import FRONT_ENDS, Catalog
+from service.chat.validate_types import as_int
 from service.errors import GatewayError, invalid
 from service.input_limits import check_storable, echo
 from service.metering import budget_records
@@ -181,9 +182,10 @@ def _optional_limit(body: dict[str, Any], param: str) -> int | None:
     value = body.get(param)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+    number = as_int(value)  # 5.0 is the integer 5, as JSON Schema reads it
+    if number is None or not 0 < number < 2**31:
         raise invalid(f"`{param}` must be a positive integer or null.", param)
-    return value
+    return number
 
 
 @post("/admin/tenants", guards=[admin_guard], status_code=201)

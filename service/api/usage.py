@@ -39,6 +39,9 @@ def query(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is None:
         return None
+    if not value:
+        # `?to=` reads as no `to` to the parsers below; say it is wrong rather than guess.
+        raise invalid(f"`{name}` is empty; give a value or leave the parameter out.", name)
     check_storable(value, name)
     if len(value) > MAX_QUERY_CHARS:
         raise invalid(f"`{name}` is too long: at most {MAX_QUERY_CHARS} characters.", name)

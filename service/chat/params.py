@@ -136,15 +136,26 @@ MARKETPLACE_PARAMS = frozenset(name for name, p in PARAMS.items() if p.fate is F
 NOT_FORWARDED = frozenset(
     name for name, p in PARAMS.items() if p.fate in (Fate.TRANSLATED, Fate.GATEWAY, Fate.DROPPED)
 )
+# Integers a client may spell as whole floats (5.0); upstreams are sent the plain integer.
+INTEGER_PARAMS = ("max_tokens", "max_completion_tokens", "top_logprobs", "n", "seed", "best_of", "top_k",
+                  "min_tokens", "truncate_prompt_tokens")
+INTEGER_LIST_PARAMS = ("bad_token_ids", "stop_token_ids")
 _STREAM_OPTIONS_DROPPED = ("include_obfuscation",)
 _PART_KEYS_DROPPED = ("prompt_cache_breakpoint",)
 
 
 def upstream_fields(body: dict[str, Any]) -> dict[str, Any]:
     """A validated body as any upstream may see it: without the dropped, translated and
-    gateway-only parameters, and without the dropped nested keys. `body` is not changed; the
-    parts that are changed are copied, the rest is shared."""
+    gateway-only parameters, without the dropped nested keys, and with integers spelled as such.
+    `body` is not changed; the parts that are changed are copied, the rest is shared."""
     out = {k: v for k, v in body.items() if k not in NOT_FORWARDED}
+    for name in INTEGER_PARAMS:
+        if type(out.get(name)) is float:
+            out[name] = int(out[name])
+    for name in INTEGER_LIST_PARAMS:
+        values = out.get(name)
+        if isinstance(values, list) and any(type(v) is float for v in values):
+            out[name] = [int(v) if type(v) is float else v for v in values]
     options = out.get("stream_options")
     if isinstance(options, dict) and any(k in options for k in _STREAM_OPTIONS_DROPPED):
         out["stream_options"] = {k: v for k, v in options.items() if k not in _STREAM_OPTIONS_DROPPED}

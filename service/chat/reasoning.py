@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.catalog.model import Features
-from service.chat.validate_types import bad_value, check_bool, check_enum, check_int, check_keys, check_object
+from service.chat.validate_types import (
+    as_int,
+    bad_value,
+    check_bool,
+    check_enum,
+    check_int,
+    check_keys,
+    check_object,
+)
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 EFFORT_BUDGETS = {"minimal": 512, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
@@ -68,7 +76,7 @@ def intent_of(reasoning: dict[str, Any] | None, reasoning_effort: str | None) ->
     exclude = False
     if reasoning is not None:
         effort = reasoning.get("effort") or effort
-        budget = reasoning.get("max_tokens")
+        budget = as_int(reasoning.get("max_tokens"))
         enabled = reasoning.get("enabled")
         exclude = reasoning.get("exclude") is True
     if effort is None and budget is not None:
@@ -88,23 +96,25 @@ def check_reasoning(value: object, reasoning_effort: str | None) -> ReasoningInt
         check_enum(effort, "reasoning.effort", REASONING_EFFORTS)
     budget = obj.get("max_tokens")
     if budget is not None:
-        check_int(budget, "reasoning.max_tokens", 0, MAX_REASONING_BUDGET)
+        budget = check_int(budget, "reasoning.max_tokens", 0, MAX_REASONING_BUDGET)
     enabled = obj.get("enabled")
     if enabled is not None:
         check_bool(enabled, "reasoning.enabled")
     exclude = obj.get("exclude")
     if exclude is not None:
         check_bool(exclude, "reasoning.exclude")
-    if effort is not None and budget is not None:
-        raise bad_value("reasoning", "give either 'effort' or 'max_tokens', not both.")
-    if enabled is False and ((effort is not None and effort != "none") or (budget is not None and budget > 0)):
-        raise bad_value("reasoning.enabled", "reasoning cannot be disabled and given an effort or budget at once.")
-    if enabled is True and (effort == "none" or budget == 0):
-        raise bad_value("reasoning.enabled", "reasoning cannot be enabled with no effort or budget.")
     if effort is not None and reasoning_effort is not None and effort != reasoning_effort:
         raise bad_value(
             "reasoning.effort", f"'{effort}' contradicts the top-level 'reasoning_effort' '{reasoning_effort}'."
         )
+    # The top-level reasoning_effort counts as the object's effort: OpenRouter treats them as one.
+    either = effort if effort is not None else reasoning_effort
+    if either is not None and budget is not None:
+        raise bad_value("reasoning", "give either an effort or 'max_tokens', not both.")
+    if enabled is False and ((either is not None and either != "none") or (budget is not None and budget > 0)):
+        raise bad_value("reasoning.enabled", "reasoning cannot be disabled and given an effort or budget at once.")
+    if enabled is True and (either == "none" or budget == 0):
+        raise bad_value("reasoning.enabled", "reasoning cannot be enabled with no effort or budget.")
     return intent_of(obj, reasoning_effort)
 
 

@@ -14,8 +14,9 @@ unsupported_value. A body that is not a JSON object answers invalid_type with no
 Conventions:
 - An optional key whose value is null is treated as absent (OpenAI accepts explicit nulls); it is
   then not counted in `ChatRequestView.sent_params`.
-- Integer fields take JSON integers only: not booleans, not 5.0. Number fields take integers or
-  finite floats.
+- Integer fields take JSON integers, also spelled as whole floats (5.0 is 5, as JSON Schema reads
+  it; the view holds ints and `upstream_fields` sends ints), never booleans. Number fields take
+  integers or finite floats.
 - Ranges beyond the schema's own, chosen because the engines reject the value anyway:
   seed fits in int64; top_p_min and min_p in 0..1; repetition_penalty > 0; min_tokens 0..262144;
   token ids (bad_token_ids, stop_token_ids, logit_bias keys) 0..2**31-1; metadata follows OpenAI

@@ -175,9 +175,21 @@ def check_str(value: object, param: str, *, non_empty: bool = False, max_len: in
     return value
 
 
+def as_int(value: object) -> int | None:
+    """A JSON integer as Python reads it: an int, or a float with no fraction (5.0), which JSON
+    Schema counts as the same integer; None for anything else (booleans included)."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
 def check_int(value: object, param: str, lo: int | None = None, hi: int | None = None) -> int:
-    if type(value) is not int:
+    number = as_int(value)
+    if number is None:
         raise wrong_type(param, "an integer", value)
+    value = number
     if lo is not None and value < lo:
         raise bad_value(param, f"expected a value >= {lo}, but got {show(value)} instead.")
     if hi is not None and value > hi:

@@ -242,3 +242,17 @@ def test_reasoning_in_the_view(fields, expected):
 def test_current_sdk_parameters_are_accepted(fields):
     view = validate_chat_request(with_fields(**fields))
     assert set(fields) <= view.sent_params
+
+
+def test_whole_floats_are_integers_and_upstreams_get_plain_integers():
+    # JSON Schema reads 64.0 as the integer 64 (and schemathesis sends it so); engines want 64.
+    body = with_fields(max_tokens=64.0, seed=7.0, top_k=-1.0, bad_token_ids=[1.0, 2], n=1.0,
+                       logprobs=True, top_logprobs=3.0, reasoning={"max_tokens": 3000.0})
+    view = validate_chat_request(body)
+    assert view.max_output_tokens == 64 and type(view.max_output_tokens) is int
+    assert view.reasoning_budget == 3000 and type(view.reasoning_budget) is int
+    out = upstream_fields(body)
+    for name in ("max_tokens", "seed", "top_k", "n", "top_logprobs"):
+        assert type(out[name]) is int, name
+    assert out["bad_token_ids"] == [1, 2] and all(type(v) is int for v in out["bad_token_ids"])
+    assert body["max_tokens"] == 64.0 and type(body["max_tokens"]) is float, "the client's body is unchanged"
