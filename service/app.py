@@ -63,7 +63,8 @@ def _body_timeout(_: Request, _exc: BodyTimeout) -> Response:
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+    # The path is the client's: logged in a bounded piece.
+    log.exception("unhandled_error", path=request.url.path[:200], error=type(exc).__name__)
     return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error"))
 
 

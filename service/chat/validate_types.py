@@ -85,7 +85,11 @@ def choices(allowed: Iterable[str]) -> str:
 
 
 def join(prefix: str, key: object) -> str:
-    name = key if isinstance(key, str) else show(key)
+    """The path of `key` under `prefix`; a client's long key name is cut (paths are echoed and logged)."""
+    if isinstance(key, str):
+        name = key if len(key) <= _SHOW_CHARS else key[:_SHOW_CHARS] + "…"
+    else:
+        name = show(key)
     return f"{prefix}.{name}" if prefix else name
 
 
