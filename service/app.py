@@ -18,8 +18,8 @@ from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz
 from service.api.models import list_models, retrieve_model
 from service.api.openapi import openapi_json, openapi_root
-from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
 from service.api.usage import USAGE_HANDLERS
+from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
 from service.errors import GatewayError
 from service.observability.logging import configure_logging
 from service.runtime import Runtime

@@ -104,19 +104,19 @@ class Offer:
         return _virtual_entry(self.catalog, model_id, members) if members else None
 
 
-def _offer(request: Request, principal: Principal) -> Offer:
+def _offer(request: Request[Any, Any, Any], principal: Principal) -> Offer:
     rt = runtime(request)
     return Offer(rt.catalog, frozenset(rt.adapters), principal)
 
 
 @get("/v1/models")
-async def list_models(request: Request) -> Response:
+async def list_models(request: Request[Any, Any, Any]) -> Response[Any]:
     offer = _offer(request, await authenticate(request))
     return json_response({"object": "list", "data": offer.entries(), "price_version": offer.catalog.version})
 
 
 @get("/v1/models/{model_id:path}")
-async def retrieve_model(request: Request, model_id: FromPath[str]) -> Response:
+async def retrieve_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> Response[Any]:
     """OpenAI's `models.retrieve`; slugs hold slashes, so the id is the rest of the path."""
     offer = _offer(request, await authenticate(request))
     model = model_id.removeprefix("/")

@@ -357,10 +357,10 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
 
 
 @get("/schema/openapi.json")
-async def openapi_json(request: Request) -> Response:
+async def openapi_json(request: Request[Any, Any, Any]) -> Response[Any]:
     return json_response(openapi_document(runtime(request).catalog))
 
 
 @get("/schema")
-async def openapi_root(request: Request) -> Response:
+async def openapi_root(request: Request[Any, Any, Any]) -> Response[Any]:
     return json_response(openapi_document(runtime(request).catalog))

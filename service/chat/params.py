@@ -28,8 +28,17 @@ from typing import Any
 from service.chat.reasoning import ReasoningIntent, intent_of, reasoning_fields, with_reasoning
 
 __all__ = [
-    "Fate", "Param", "PARAMS", "ACCEPTED_PARAMS", "MARKETPLACE_PARAMS", "NOT_FORWARDED",
-    "ReasoningIntent", "intent_of", "reasoning_fields", "upstream_fields", "with_reasoning",
+    "ACCEPTED_PARAMS",
+    "MARKETPLACE_PARAMS",
+    "NOT_FORWARDED",
+    "PARAMS",
+    "Fate",
+    "Param",
+    "ReasoningIntent",
+    "intent_of",
+    "reasoning_fields",
+    "upstream_fields",
+    "with_reasoning",
 ]
 
 

@@ -22,10 +22,10 @@ ROUTING_REFUSALS = {"unsupported_feature", "context_length_exceeded", "no_route"
 def chat_refusals_are_routing_refusals(ctx, response, case) -> None:
     meta = case.meta
     if case.path not in CHAT_OPERATIONS or meta is None or not meta.generation.mode.is_positive:
-        return None
+        return
     if response.status_code != 400:
-        return None
+        return
     code = json.loads(response.content)["error"]["code"]
     if code not in ROUTING_REFUSALS:
         raise AssertionError(f"A body the schema admits was refused by validation: {response.text[:500]}")
-    return None
+    return

@@ -15,7 +15,6 @@ from service.errors import MAX_PARAM_CHARS, is_permanent
 from tests.conftest import LiveGateway
 from tests.reliability.bad_http import assert_still_serving, error_object
 from tests.reliability.hostile_corpus import BODY_LIMIT, MODEL, Case, corpus
-from tests.support import gateway_env
 
 ADMIN_TOKEN = "test-admin-token-0123456789"  # tests.support.gateway_env's
 BODY_TIMEOUT = 1.0
@@ -143,3 +142,45 @@ def test_the_gateway_still_serves_after_the_corpus(hostile_gateway, tenant, http
     # And the admin API still answers on the database the corpus poked at.
     listed = http.get("/admin/tenants", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert listed.status_code == 200 and any(t["id"] == target_tenant for t in listed.json()["data"])
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [("/admin/tenants", "GET, OPTIONS, POST"), ("/admin/tenants/x", "GET, OPTIONS, PATCH"),
+     ("/admin/tenants/x/keys", "GET, OPTIONS, POST"), ("/admin/tenants/x/budgets", "GET, OPTIONS, PUT"),
+     ("/admin/keys/x", "DELETE, OPTIONS"), ("/v1/chat/completions", "OPTIONS, POST"),
+     ("/v1/models/openai/gpt-oss-120b", "GET, OPTIONS")],
+)
+def test_options_lists_every_method_of_the_path(http, path, allow):
+    response = http.options(path)
+    assert response.status_code == 204
+    assert response.headers["allow"] == allow
+
+
+def test_a_wrong_method_names_every_allowed_one(http):
+    response = http.delete("/admin/tenants", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 405
+    assert sorted(m.strip() for m in response.headers["allow"].split(",")) == ["GET", "OPTIONS", "POST"]
+    error_object(response.headers["content-type"], response.json())
+
+
+@pytest.mark.parametrize(
+    ("path", "auth", "content_type"),
+    [("/metrics", "none", "text/plain; version=0.0.4; charset=utf-8"),
+     ("/v1/usage/export?format=csv", "tenant", "text/csv; charset=utf-8"),
+     ("/v1/usage/export?format=jsonl", "tenant", "application/x-ndjson"),
+     ("/admin/billing/export?period=2024-01", "admin", "text/csv; charset=utf-8")],
+)
+def test_text_answers_name_their_charset_once(http, tenant, path, auth, content_type):
+    token = {"tenant": tenant.key, "admin": ADMIN_TOKEN}.get(auth)
+    response = http.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+
+
+def test_the_last_billing_period_is_served_whole(http):
+    # 9999-11 is the last month whose end is a date; the export is a complete answer, not a cut one.
+    response = http.get("/admin/billing/export?period=9999-11&format=jsonl",
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200
+    assert orjson.loads(response.content.splitlines()[-1])["total"]["requests"] == 0

@@ -72,7 +72,7 @@ def test_schemathesis_finds_nothing_with_every_check(fuzzed, fuzz_key, tmp_path)
     if os.environ.get("CI"):
         args.append("--generation-deterministic")
     started = time.monotonic()
-    run = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
     elapsed = time.monotonic() - started
     print(f"\nschemathesis: {elapsed:.0f} s\n" + run.stdout[-3000:])
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
