@@ -179,12 +179,17 @@ def check_str(value: object, param: str, *, non_empty: bool = False, max_len: in
     return value
 
 
+# Floats hold every integer exactly only up to here; past it a float may be a rounded spelling of
+# another integer (orjson reads integers beyond 64 bits as floats), so it is not taken as one.
+_EXACT_FLOAT_INTS = 2**53
+
+
 def as_int(value: object) -> int | None:
     """A JSON integer as Python reads it: an int, or a float with no fraction (5.0), which JSON
     Schema counts as the same integer; None for anything else (booleans included)."""
     if type(value) is int:
         return value
-    if type(value) is float and value.is_integer():
+    if type(value) is float and value.is_integer() and -_EXACT_FLOAT_INTS <= value <= _EXACT_FLOAT_INTS:
         return int(value)
     return None
 
