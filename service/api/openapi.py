@@ -6,7 +6,7 @@ parameters (the handlers read raw requests to control parsing and limits) and de
 the paths and methods equal to the app's routes, and schemathesis checks every answer against it.
 
 What the application cannot shape, and so is not promised here: the HTTP server's own refusals
-before a request reaches the app (granian answers headers past its buffer, about 400 KB, with an
+before a request reaches the app (granian answers headers past its own buffer, 0.5 to 1 MB, with an
 empty 431; uvicorn answers a malformed request line with a plain-text 400).
 """
 

@@ -55,7 +55,7 @@ class ServerThread:
             timeout_graceful_shutdown=2,
             loop="asyncio",
             http="h11",
-            # As granian's own buffer (about 400 KB): headers past the app's 32 KB limit reach the
+            # Like granian's own buffer (0.5 to 1 MB): headers past the app's 32 KB limit reach the
             # app, which answers 431 in OpenAI's shape, whether they arrive in one read or several.
             h11_max_incomplete_event_size=512 * 1024,
         )

@@ -26,8 +26,8 @@ from tests.support import create_tenant_with_key
 HERE = Path(__file__).parent
 ADMIN_TOKEN = "test-admin-token-0123456789"  # tests.support.gateway_env's
 ST = Path(sys.executable).with_name("st")
-# Examples per operation and phase: the whole run stays near a minute on two shared cores.
-MAX_EXAMPLES = 25
+# Examples per operation and phase: the run takes about a minute on two shared cores.
+MAX_EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
