@@ -9,15 +9,17 @@ from contextlib import asynccontextmanager
 import structlog
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.openapi.config import OpenAPIConfig
 
 from service.api.admin import ADMIN_HANDLERS
+from service.api.allow import options_middleware
 from service.api.chat import chat_completions, quote
 from service.api.chat_asgi import chat_fast_path
 from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz
-from service.api.models import list_models
+from service.api.models import list_models, retrieve_model
+from service.api.openapi import openapi_json, openapi_root
 from service.api.usage import USAGE_HANDLERS
+from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
 from service.errors import GatewayError
 from service.observability.logging import configure_logging
 from service.runtime import Runtime
@@ -56,8 +58,13 @@ def _http_error(_: Request, exc: HTTPException) -> Response:
     return error_response(GatewayError(status, message, type=kind, code=code, headers=dict(exc.headers or {})))
 
 
+def _body_timeout(_: Request, _exc: BodyTimeout) -> Response:
+    return error_response(body_timeout_error())
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+    # The path is the client's: logged in a bounded piece.
+    log.exception("unhandled_error", path=request.url.path[:200], error=type(exc).__name__)
     return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error"))
 
 
@@ -96,12 +103,7 @@ def header_limit_middleware(app, limit: int = MAX_HEADER_BYTES):
     async def middleware(scope, receive, send):
         if scope["type"] == "http" and sum(len(n) + len(v) for n, v in scope["headers"]) > limit:
             message = f"The request headers are larger than this gateway accepts ({limit} bytes)."
-            err = GatewayError(431, message, code="headers_too_large")
-            body = err.encoded()
-            await send({"type": "http.response.start", "status": 431,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode("ascii"))]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, GatewayError(431, message, code="headers_too_large"))
             return
         await app(scope, receive, send)
 
@@ -125,18 +127,21 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
             await rt.stop()
 
     app = Litestar(
-        route_handlers=[chat_completions, quote, list_models, healthz, readyz, metrics,
-                        *ADMIN_HANDLERS, *USAGE_HANDLERS],
+        route_handlers=[chat_completions, quote, list_models, retrieve_model, healthz, readyz, metrics,
+                        openapi_json, openapi_root, *ADMIN_HANDLERS, *USAGE_HANDLERS],
         lifespan=[lifespan],
-        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, BodyTimeout: _body_timeout,
+                            Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Switchyard", version="0.1.0", path="/schema"),
+        # The published document is service.api.openapi's, which says what the API really does.
+        openapi_config=None,
         logging_config=None,
         debug=False,
     )
     # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
     # routes: the router's own 404 and 405 answers get an x-request-id too.
-    app.asgi_handler = request_id_middleware(header_limit_middleware(chat_fast_path(app.asgi_handler, app)))
+    app.asgi_handler = request_id_middleware(header_limit_middleware(options_middleware(body_timeout_middleware(
+        chat_fast_path(app.asgi_handler, app), settings.body_timeout_seconds), app)))
     return app
 
 

@@ -2,11 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from service.errors import GatewayError
 
 
 class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
+
+
+class BodyTimeout(Exception):
+    """The request body stopped arriving: nothing came for the idle timeout."""
+
+
+BODY_TIMEOUT_MESSAGE = "The request body stopped arriving before it was complete."
+
+
+def body_timeout_error() -> GatewayError:
+    # The connection cannot carry another request after a body cut short: it is closed.
+    return GatewayError(408, BODY_TIMEOUT_MESSAGE, code="request_timeout", headers={"connection": "close"})
+
+
+def body_timeout_middleware(app: Any, idle_seconds: float) -> Any:
+    """Every wait for a piece of the request body is bounded: a client that declares a length and
+    stops sending (or trickles nothing) raises BodyTimeout in whoever reads the body, which the
+    app answers with a 408. As nginx's client_body_timeout, the bound is between two pieces, so a
+    large body on a slow link still arrives. Waits after the body (for a disconnect, during a
+    stream) are not bounded."""
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        body_done = False
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal body_done
+            if body_done:
+                return await receive()  # type: ignore[no-any-return]
+            try:
+                async with asyncio.timeout(idle_seconds):
+                    message: dict[str, Any] = await receive()
+            except TimeoutError:
+                raise BodyTimeout from None
+            if message["type"] != "http.request" or not message.get("more_body"):
+                body_done = True
+            return message
+
+        await app(scope, timed_receive, send)
+
+    return middleware
 
 
 def declared_length(value: bytes | None) -> int | None:
@@ -54,3 +100,8 @@ async def send_bytes(send: Any, status: int, content_type: bytes, body: bytes,
     raw.append((b"content-length", str(len(body)).encode("ascii")))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Any, err: GatewayError) -> None:
+    """An error in OpenAI's shape, straight on the ASGI channel (for the layers below Litestar)."""
+    await send_bytes(send, err.status, b"application/json", err.encoded(), err.wire_headers())

@@ -67,6 +67,17 @@ _CLIENT_VIEW: dict[ErrorKind, tuple[int, str, str]] = {
 }
 
 
+# Statuses the OpenAI SDKs retry although they are 4xx: a timeout, a conflict, a rate limit.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 429})
+# A client-chosen parameter path is echoed in the body and logged: it is bounded like the values.
+MAX_PARAM_CHARS = 200
+
+
+def is_permanent(status: int) -> bool:
+    """A failure that retrying the same request cannot fix (a 402 budget refusal is one)."""
+    return 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES
+
+
 class GatewayError(Exception):
     """An error answered to the client in OpenAI's shape."""
 
@@ -85,8 +96,15 @@ class GatewayError(Exception):
         self.message = message
         self.type = type
         self.code = code
-        self.param = param
+        self.param = param if param is None or len(param) <= MAX_PARAM_CHARS else param[:MAX_PARAM_CHARS] + "…"
         self.headers = headers or {}
+
+    def wire_headers(self) -> dict[str, str]:
+        """The headers to send with this error: its own, and `x-should-retry: false` on a permanent
+        failure so the OpenAI SDKs do not repeat it (they retry 408, 409, 429 and 5xx by default)."""
+        if is_permanent(self.status):
+            return {**self.headers, "x-should-retry": "false"}
+        return self.headers
 
     def body(self) -> dict:
         return error_body(self.message, self.type, self.code, self.param)

@@ -74,6 +74,8 @@ class Settings:
     catalog_path: Path | None = None
     catalog_overrides_path: Path | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    # A request body that receives nothing for this long gets a 408 (nginx's client_body_timeout).
+    body_timeout_seconds: float = 10.0
     max_attempts: int = 3
     max_fallback_seconds: float = 120.0
 
@@ -176,6 +178,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             kw[name] = _int(var, value, minimum)
     floats = {
         "SWITCHYARD_MAX_FALLBACK_SECONDS": "max_fallback_seconds",
+        "SWITCHYARD_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
         "USAGE_FLUSH_SECONDS": "usage_flush_seconds",
         "SWITCHYARD_BREAKER_COOLDOWN_SECONDS": "breaker_cooldown_seconds",
     }

@@ -20,7 +20,9 @@ from service.auth import tenants
 from service.auth.admin_token import admin_guard
 from service.auth.cache import notify_key_changed, notify_tenant_changed
 from service.catalog.model import FRONT_ENDS, Catalog
+from service.chat.validate_types import as_int
 from service.errors import GatewayError, invalid
+from service.input_limits import check_storable, echo
 from service.metering import budget_records
 
 TENANT_STATUSES = ("active", "disabled")
@@ -41,9 +43,15 @@ def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
         raise invalid("The request body must be a JSON object.", None, code="invalid_json")
     for name in body:
         if name not in allowed:
-            raise invalid(f"Unknown field {name!r}; expected some of {', '.join(allowed)}.", name,
+            raise invalid(f"Unknown field {echo(name)}; expected some of {', '.join(allowed)}.", name,
                           code="unknown_parameter")
     return body
+
+
+def path_ref(value: str, param: str) -> str:
+    """A tenant, key or budget reference from the path: text the database can compare. A reference
+    longer than any name or id cannot match; it is answered as missing without a query."""
+    return check_storable(value, param)
 
 
 def decimal_value(value: Any, param: str, *, integer_digits: int, places: int) -> Decimal:
@@ -51,16 +59,23 @@ def decimal_value(value: Any, param: str, *, integer_digits: int, places: int) -
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise invalid(f"`{param}` must be a non-negative decimal (a string such as \"0.25\" or a number).",
                       param)
+    shown = echo(value) if isinstance(value, str) else "a number out of range"
+    if isinstance(value, str) and len(value) > 100:
+        raise invalid(f"`{param}` must be a non-negative decimal, got {shown}.", param)
     try:
         # A JSON number arrives as float: its shortest repr is what the client wrote.
         number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
     except InvalidOperation:
-        raise invalid(f"`{param}` must be a non-negative decimal, got {value!r}.", param) from None
+        raise invalid(f"`{param}` must be a non-negative decimal, got {shown}.", param) from None
     if not number.is_finite() or number < 0:
-        raise invalid(f"`{param}` must be a non-negative decimal, got {value!r}.", param)
+        raise invalid(f"`{param}` must be a non-negative decimal, got {shown}.", param)
     if number >= Decimal(10) ** integer_digits:
         raise invalid(f"`{param}` must be less than {10 ** integer_digits}.", param)
-    if number != number.quantize(Decimal(1).scaleb(-places)):
+    try:
+        exact = number == number.quantize(Decimal(1).scaleb(-places))
+    except InvalidOperation:
+        exact = False
+    if not exact:
         raise invalid(f"`{param}` takes at most {places} decimal places.", param)
     return number
 
@@ -69,7 +84,7 @@ def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME or value != value.strip():
         raise invalid(f"`name` must be a non-empty string of at most {MAX_NAME} characters, without"
                       " surrounding spaces.", "name")
-    return value
+    return check_storable(value, "name")
 
 
 def _string_list(value: Any, param: str) -> list[str]:
@@ -78,13 +93,18 @@ def _string_list(value: Any, param: str) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def _listed(values: list[str]) -> str:
+    shown = ", ".join(echo(v) for v in values[:5])
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
 def _models(value: Any, catalog: Catalog) -> list[str] | None:
     if value is None:
         return None
     models = _string_list(value, "allowed_models")
     unknown = [m for m in models if m not in catalog.models and m not in catalog.pools]
     if unknown:
-        raise invalid(f"Unknown model or pool in `allowed_models`: {', '.join(unknown)}.", "allowed_models",
+        raise invalid(f"Unknown model or pool in `allowed_models`: {_listed(unknown)}.", "allowed_models",
                       code="model_not_found")
     return models
 
@@ -93,7 +113,7 @@ def _front_ends(value: Any) -> list[str]:
     front_ends = _string_list(value, "denied_front_ends")
     unknown = [f for f in front_ends if f not in FRONT_ENDS]
     if unknown:
-        raise invalid(f"Unknown front end in `denied_front_ends`: {', '.join(unknown)}; expected some of"
+        raise invalid(f"Unknown front end in `denied_front_ends`: {_listed(unknown)}; expected some of"
                       f" {', '.join(FRONT_ENDS)}.", "denied_front_ends")
     return front_ends
 
@@ -141,14 +161,17 @@ async def update_tenant(conn, tenant: tenants.TenantRecord, changes: dict[str, A
 
 
 def _name_taken(name: str) -> GatewayError:
-    return GatewayError(409, f"A tenant named {name!r} already exists.", code="tenant_exists", param="name")
+    return GatewayError(409, f"A tenant named {echo(name)} already exists.", code="tenant_exists", param="name")
 
 
 def _no_tenant(ref: str) -> GatewayError:
-    return GatewayError(404, f"No tenant {ref!r}.", type="not_found_error", code="tenant_not_found")
+    return GatewayError(404, f"No tenant {echo(ref)}.", type="not_found_error", code="tenant_not_found")
 
 
 async def _tenant(db, ref: str) -> tenants.TenantRecord:
+    path_ref(ref, "tenant")
+    if len(ref) > MAX_NAME:
+        raise _no_tenant(ref)
     record = await tenants.get_tenant(db, ref)
     if record is None:
         raise _no_tenant(ref)
@@ -159,9 +182,10 @@ def _optional_limit(body: dict[str, Any], param: str) -> int | None:
     value = body.get(param)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+    number = as_int(value)  # 5.0 is the integer 5, as JSON Schema reads it
+    if number is None or not 0 < number < 2**31:
         raise invalid(f"`{param}` must be a positive integer or null.", param)
-    return value
+    return number
 
 
 @post("/admin/tenants", guards=[admin_guard], status_code=201)
@@ -202,11 +226,12 @@ async def patch_tenant(request: Request, tenant: FromPath[str]) -> Response:
 
 @post("/admin/tenants/{tenant:str}/keys", guards=[admin_guard], status_code=201)
 async def create_key(request: Request, tenant: FromPath[str]) -> Response:
-    raw = await request.body()
-    body = _object(await json_body(request) if raw.strip() else {}, ("name", "rpm_limit", "tpm_limit"))
+    body = _object(await json_body(request, empty={}), ("name", "rpm_limit", "tpm_limit"))
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
         raise invalid(f"`name` must be a string of at most {MAX_NAME} characters.", "name")
+    if name is not None:
+        check_storable(name, "name")
     rpm, tpm = _optional_limit(body, "rpm_limit"), _optional_limit(body, "tpm_limit")
     db = database(request)
     record = await _tenant(db, tenant)
@@ -226,11 +251,15 @@ async def list_keys(request: Request, tenant: FromPath[str]) -> Response:
 @delete("/admin/keys/{key:str}", guards=[admin_guard], status_code=200)
 async def revoke_key(request: Request, key: FromPath[str]) -> Response:
     rt = runtime(request)
+    path_ref(key, "key")
+    missing = GatewayError(404, f"No key {echo(key)} (give its id or prefix).", type="not_found_error",
+                           code="key_not_found")
+    if len(key) > MAX_NAME:
+        raise missing
     async with database(request).acquire() as conn:
         record = await tenants.revoke_key(conn, key)
         if record is None:
-            raise GatewayError(404, f"No key {key!r} (give its id or prefix).", type="not_found_error",
-                               code="key_not_found")
+            raise missing
         await notify_key_changed(conn, record.prefix)
     rt.auth.evict(f"key:{record.prefix}")
     return json_response(record.as_json())
@@ -253,8 +282,10 @@ def _budget_body(body: Any) -> dict[str, Any]:
     if not isinstance(hard, bool):
         raise invalid("`hard` must be true or false.", "hard")
     key_ref = body.get("key_id")
-    if key_ref is not None and (not isinstance(key_ref, str) or not key_ref):
+    if key_ref is not None and (not isinstance(key_ref, str) or not key_ref or len(key_ref) > MAX_NAME):
         raise invalid("`key_id` must be a key id or prefix, or null for the whole tenant.", "key_id")
+    if key_ref is not None:
+        check_storable(key_ref, "key_id")
     return {
         "period": body["period"],
         "limit_usd": decimal_value(body["limit_usd"], "limit_usd", integer_digits=10, places=10),
@@ -272,7 +303,7 @@ async def put_budget(request: Request, tenant: FromPath[str]) -> Response:
         if fields["key_ref"] is not None:
             key_id = await budget_records.resolve_key(conn, record.id, fields["key_ref"])
             if key_id is None:
-                raise invalid(f"Tenant {record.name!r} has no key {fields['key_ref']!r}.", "key_id",
+                raise invalid(f"Tenant {echo(record.name)} has no key {echo(fields['key_ref'])}.", "key_id",
                               code="key_not_found")
         budget, created = await budget_records.upsert_budget(
             conn, record.id, period=fields["period"], limit_usd=fields["limit_usd"], hard=fields["hard"],
@@ -294,7 +325,7 @@ async def delete_budget(request: Request, budget: FromPath[str]) -> Response:
     try:
         budget_id = uuid.UUID(budget)
     except ValueError:
-        raise invalid(f"A budget id is a UUID, got {budget!r}.", "budget_id") from None
+        raise invalid(f"A budget id is a UUID, got {echo(budget)}.", "budget_id") from None
     async with database(request).acquire() as conn:
         record = await budget_records.delete_budget(conn, budget_id)
         if record is None:

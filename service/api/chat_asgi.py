@@ -15,7 +15,16 @@ from typing import Any
 import structlog
 
 from service.api.chat import STREAM_HEADERS, run_chat
-from service.asgi import ClientGone, declared_length, encode_headers, read_request_body, send_bytes
+from service.asgi import (
+    BodyTimeout,
+    ClientGone,
+    body_timeout_error,
+    declared_length,
+    encode_headers,
+    read_request_body,
+    send_bytes,
+    send_error,
+)
 from service.errors import GatewayError
 
 log = structlog.get_logger("switchyard.app")
@@ -50,7 +59,10 @@ async def serve_chat(rt: Any, scope: dict, receive: Any, send: Any) -> None:
     limit = rt.settings.max_body_bytes
 
     async def read_body() -> bytes:
-        raw = await read_request_body(receive, limit, declared_length(length))
+        try:
+            raw = await read_request_body(receive, limit, declared_length(length))
+        except BodyTimeout:
+            raise body_timeout_error() from None
         if raw is None:
             raise GatewayError(413, TOO_LARGE, code="payload_too_large")
         return raw
@@ -59,12 +71,12 @@ async def serve_chat(rt: Any, scope: dict, receive: Any, send: Any) -> None:
         content, headers, stream = await run_chat(rt, scope["state"]["request_id"], authorization,
                                                   content_type or "", read_body)
     except GatewayError as err:
-        await send_bytes(send, err.status, JSON, err.encoded(), err.headers)  # dropped if the client is gone
+        await send_error(send, err)  # dropped if the client is gone
         return
     except Exception as exc:
         log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
-        err = GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error")
-        await send_bytes(send, 500, JSON, err.encoded())
+        await send_error(send, GatewayError(500, "Internal error in the gateway.", type="server_error",
+                                            code="internal_error"))
         return
     if not stream:
         await send_bytes(send, 200, JSON, content, headers)

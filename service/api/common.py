@@ -10,6 +10,7 @@ from litestar import Request, Response
 from service.auth.cache import AuthUnavailable
 from service.auth.principal import Principal
 from service.errors import GatewayError
+from service.input_limits import MAX_JSON_DEPTH, check_depth, quick_depth_bound
 
 JSON = "application/json"
 
@@ -40,9 +41,13 @@ async def authenticate_header(rt, header: str | None) -> Principal:
     return principal
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request, *, empty: Any = None) -> Any:
+    """The decoded JSON body; `empty` (when given) stands for a body with nothing but whitespace."""
     check_content_type(request.headers.get("content-type", ""))
-    return decode_json(await request.body())
+    raw = await request.body()
+    if empty is not None and not raw.strip():
+        return empty
+    return decode_json(raw)
 
 
 def check_content_type(content_type: str) -> None:
@@ -54,9 +59,13 @@ def decode_json(raw: bytes) -> Any:
     if not raw:
         raise GatewayError(400, "The request body is empty; send a JSON object.", code="invalid_json")
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise GatewayError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    # Before anything recursive (validation, re-encoding for the upstream) runs over it.
+    if quick_depth_bound(raw) > MAX_JSON_DEPTH:
+        check_depth(value)
+    return value
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -64,4 +73,4 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(err: GatewayError) -> Response:
-    return Response(content=err.encoded(), status_code=err.status, media_type=JSON, headers=err.headers)
+    return Response(content=err.encoded(), status_code=err.status, media_type=JSON, headers=err.wire_headers())

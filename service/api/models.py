@@ -1,16 +1,30 @@
-"""GET /v1/models: the models the calling tenant may use, with context, features and prices."""
+"""GET /v1/models and GET /v1/models/{id}: what the calling tenant can use, with context, features
+and prices per route, and the pools and `auto` that route across them.
+
+Only servable models are offered: a model needs a route whose front end is configured (and not
+denied to the tenant) and that has a price. A model without one answers 404 like an unknown
+model, never a 503 the OpenAI SDKs would retry.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, Response, get
+from litestar.params import FromPath
 
 from service.api.common import authenticate, json_response, runtime
+from service.auth.principal import Principal
 from service.catalog.model import Catalog, Model, Route
+from service.catalog.servable import servable
+from service.errors import GatewayError
+from service.input_limits import echo
+from service.routing.planner import VIRTUAL_AUTO
 
 
-def _price(route: Route) -> dict:
+def _price(route: Route) -> dict[str, Any]:
     p = route.pricing
-    out: dict = {"kind": p.kind}
+    out: dict[str, Any] = {"kind": p.kind}
     if p.kind == "per_token":
         out.update(input_per_mtok=str(p.input_per_mtok), output_per_mtok=str(p.output_per_mtok))
         if p.cached_input_per_mtok is not None:
@@ -22,13 +36,14 @@ def _price(route: Route) -> dict:
     return out
 
 
-def model_entry(catalog: Catalog, model: Model, enabled: frozenset[str]) -> dict:
+def model_entry(catalog: Catalog, model: Model, enabled: frozenset[str]) -> dict[str, Any]:
     f = model.features
     return {
         "id": model.id,
         "object": "model",
         "created": int(catalog.effective_from.timestamp()),
         "owned_by": "baseten",
+        "kind": "model",
         "name": model.name,
         "context_length": model.context_length,
         "max_output_tokens": model.max_output_tokens,
@@ -50,15 +65,65 @@ def model_entry(catalog: Catalog, model: Model, enabled: frozenset[str]) -> dict
     }
 
 
-@get("/v1/models")
-async def list_models(request: Request) -> Response:
+def _virtual_entry(catalog: Catalog, name: str, members: list[str]) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(catalog.effective_from.timestamp()),
+        "owned_by": "switchyard",
+        "kind": "auto" if name == VIRTUAL_AUTO else "pool",
+        "models": members,
+    }
+
+
+class Offer:
+    """The models, pools and `auto` one tenant is offered, in catalog order."""
+
+    def __init__(self, catalog: Catalog, adapters: frozenset[str], principal: Principal) -> None:
+        self.catalog = catalog
+        self.enabled = adapters - principal.denied_front_ends
+        allowed = principal.allowed_models
+        self.models = [m for m in catalog.models.values()
+                       if (allowed is None or m.id in allowed) and servable(catalog, m.id, self.enabled)]
+        ids = {m.id for m in self.models}
+        self.pools = {name: [m for m in members if m in ids] for name, members in catalog.pools.items()}
+        self.pools = {name: members for name, members in self.pools.items() if members}
+        if self.models and VIRTUAL_AUTO not in self.pools:
+            self.pools[VIRTUAL_AUTO] = [m.id for m in self.models]
+
+    def entries(self) -> list[dict[str, Any]]:
+        out = [model_entry(self.catalog, m, self.enabled) for m in self.models]
+        out += [_virtual_entry(self.catalog, name, members) for name, members in self.pools.items()]
+        return out
+
+    def entry(self, model_id: str) -> dict[str, Any] | None:
+        for model in self.models:
+            if model.id == model_id:
+                return model_entry(self.catalog, model, self.enabled)
+        members = self.pools.get(model_id)
+        return _virtual_entry(self.catalog, model_id, members) if members else None
+
+
+def _offer(request: Request[Any, Any, Any], principal: Principal) -> Offer:
     rt = runtime(request)
-    principal = await authenticate(request)
-    allowed = principal.allowed_models
-    enabled = frozenset(rt.adapters) - principal.denied_front_ends
-    data = [
-        model_entry(rt.catalog, m, enabled)
-        for m in rt.catalog.models.values()
-        if allowed is None or m.id in allowed
-    ]
-    return json_response({"object": "list", "data": data, "price_version": rt.catalog.version})
+    return Offer(rt.catalog, frozenset(rt.adapters), principal)
+
+
+@get("/v1/models")
+async def list_models(request: Request[Any, Any, Any]) -> Response[Any]:
+    offer = _offer(request, await authenticate(request))
+    return json_response({"object": "list", "data": offer.entries(), "price_version": offer.catalog.version})
+
+
+@get("/v1/models/{model_id:path}")
+async def retrieve_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -> Response[Any]:
+    """OpenAI's `models.retrieve`; slugs hold slashes, so the id is the rest of the path."""
+    offer = _offer(request, await authenticate(request))
+    model = model_id.removeprefix("/")
+    entry = offer.entry(model)
+    if entry is None:
+        known = model in offer.catalog.models or model in offer.catalog.pools or model == VIRTUAL_AUTO
+        why = "is not servable here (no configured route with a price)" if known else "does not exist"
+        raise GatewayError(404, f"The model {echo(model)} {why}, or you do not have access to it.",
+                           type="not_found_error", code="model_not_found", param="model")
+    return json_response(entry)

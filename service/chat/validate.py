@@ -1,25 +1,30 @@
 """Validation of a `POST /v1/chat/completions` body, and the view of it that routing reads.
 
 `validate_chat_request(body)` checks the already-decoded JSON against Baseten's ChatCompletionRequest
-schema (seed 002), OpenAI's additions (`max_completion_tokens`, `reasoning_effort`, `metadata`, the
-`developer` role) and Switchyard's routing extensions (`provider`, `models`). The first problem
+schema (seed 002), every parameter of OpenAI's current request (`service.chat.params` says what
+becomes of each), OpenRouter's `reasoning` object and Switchyard's routing extensions (`provider`,
+`models`). The first problem
 raises `GatewayError` (400, ``invalid_request_error``) whose `param` is the OpenAI-style path of the
 offending value (``messages[2].role``, ``stop[3]``, ``provider.sort``; an unknown key is named by its
 own path, e.g. ``messages[0].foo``) and whose `code` is one of those listed in
 `service.chat.validate_types`: invalid_type, invalid_value, missing_required_parameter,
-unknown_parameter, empty_string, empty_array, too_many, string_too_long. A body that is not a JSON
-object answers invalid_type with no param.
+unknown_parameter, empty_string, empty_array, too_many, string_too_long, unsupported_parameter,
+unsupported_value. A body that is not a JSON object answers invalid_type with no param.
 
 Conventions:
 - An optional key whose value is null is treated as absent (OpenAI accepts explicit nulls); it is
   then not counted in `ChatRequestView.sent_params`.
-- Integer fields take JSON integers only: not booleans, not 5.0. Number fields take integers or
-  finite floats.
+- Integer fields take JSON integers, also spelled as whole floats (5.0 is 5, as JSON Schema reads
+  it; the view holds ints and `upstream_fields` sends ints), never booleans. Number fields take
+  integers or finite floats.
 - Ranges beyond the schema's own, chosen because the engines reject the value anyway:
   seed fits in int64; top_p_min and min_p in 0..1; repetition_penalty > 0; min_tokens 0..262144;
   token ids (bad_token_ids, stop_token_ids, logit_bias keys) 0..2**31-1; metadata follows OpenAI
   (16 pairs, keys <= 64 chars, values <= 512 chars). `stream_options` needs `stream: true` and
   `top_logprobs` needs `logprobs: true`, as on OpenAI.
+- Strings the gateway stores (`model`, `user`, `metadata`) must be text Postgres can hold: no NUL.
+- Reasoning wishes must agree: `reasoning.effort` with `reasoning_effort`, and both with
+  `chat_template_args.enable_thinking` when that is a boolean.
 - The body is read, never mutated, and walked once: the view is gathered during the checks.
 """
 
@@ -28,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from service.chat.params import ACCEPTED_PARAMS
+from service.chat.reasoning import NO_INTENT, REASONING_EFFORTS, ReasoningIntent, check_reasoning, intent_of
 from service.chat.validate_messages import MessageTally, check_messages
 from service.chat.validate_params import MAX_OUTPUT_TOKENS, stateless_checks
 from service.chat.validate_provider import (
@@ -63,9 +70,7 @@ MAX_STOP_SEQUENCES = 32
 MAX_MODEL_CHARS = 256
 MAX_STOP_CHARS = 1000
 
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-
-_STREAM_OPTION_KEYS = frozenset({"include_usage", "continuous_usage_stats"})
+_STREAM_OPTION_KEYS = frozenset({"include_usage", "continuous_usage_stats", "include_obfuscation"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +87,19 @@ class ChatRequestView:
     response_format_kind: str | None
     image_parts: int
     audio_parts: int
-    reasoning_effort: str | None
-    wants_reasoning: bool
+    reasoning_effort: str | None  # the top-level parameter as sent: models must take it
+    wants_reasoning: bool  # asked for: reasoning on, an effort or a budget, or enable_thinking
     stop_count: int
     logprobs: bool
     provider: ProviderPrefs
     message_count: int
     text_chars: int  # text content, tool-call arguments and reasoning_content: for token estimates
     sent_params: frozenset[str]  # top-level keys present with a non-null value
+    # From `reasoning`, `reasoning_effort` and `chat_template_args.enable_thinking` together:
+    reasoning_off: bool = False  # turned off (enabled false, effort or budget none)
+    effective_effort: str | None = None  # the effort asked, or nearest to the budget asked
+    reasoning_budget: int | None = None  # reasoning.max_tokens
+    exclude_reasoning: bool = False  # reasoning.exclude: strip reasoning_content from the answer
 
 
 class _Collected:
@@ -110,7 +120,8 @@ class _Collected:
         "tool_choice_name",
         "response_format_kind",
         "reasoning_effort",
-        "wants_reasoning",
+        "reasoning",
+        "enable_thinking",
         "stop_count",
         "logprobs",
         "top_logprobs",
@@ -132,7 +143,8 @@ class _Collected:
         self.tool_choice_name: str | None = None
         self.response_format_kind: str | None = None
         self.reasoning_effort: str | None = None
-        self.wants_reasoning = False
+        self.reasoning: object = None
+        self.enable_thinking: bool | None = None
         self.stop_count = 0
         self.logprobs = False
         self.top_logprobs = False
@@ -162,6 +174,7 @@ def validate_chat_request(body: object) -> ChatRequestView:
     if got.message_count == 0:
         raise missing("messages")
     _check_across(got)
+    intent = _reasoning_intent(got)
     max_output = got.max_completion_tokens if got.max_completion_tokens is not None else got.max_tokens
     tool_choice = got.tool_choice
     return ChatRequestView(
@@ -176,14 +189,34 @@ def validate_chat_request(body: object) -> ChatRequestView:
         image_parts=got.tally.image_parts,
         audio_parts=got.tally.audio_parts,
         reasoning_effort=got.reasoning_effort,
-        wants_reasoning=got.wants_reasoning,
+        wants_reasoning=intent.on is True or got.enable_thinking is True,
         stop_count=got.stop_count,
         logprobs=got.logprobs,
         provider=got.provider,
         message_count=got.message_count,
         text_chars=got.tally.text_chars,
         sent_params=frozenset(sent),
+        reasoning_off=intent.on is False or got.enable_thinking is False,
+        effective_effort=intent.effort,
+        reasoning_budget=intent.budget,
+        exclude_reasoning=intent.exclude,
     )
+
+
+def _reasoning_intent(got: _Collected) -> ReasoningIntent:
+    """One reading of the three ways to ask for reasoning; contradictions are refused."""
+    if got.reasoning is not None:
+        intent = check_reasoning(got.reasoning, got.reasoning_effort)
+    elif got.reasoning_effort is not None:
+        intent = intent_of(None, got.reasoning_effort)
+    else:
+        intent = NO_INTENT
+    if got.enable_thinking is not None and intent.on is not None and intent.on != got.enable_thinking:
+        raise bad_value(
+            "chat_template_args.enable_thinking",
+            f"{show(got.enable_thinking)} contradicts the reasoning asked by 'reasoning' or 'reasoning_effort'.",
+        )
+    return intent
 
 
 def _check_across(got: _Collected) -> None:
@@ -206,8 +239,8 @@ def _check_across(got: _Collected) -> None:
 
 
 def _model(value: object, got: _Collected) -> None:
-    # Slugs are short; a long one would only be echoed into errors and logs.
-    got.model = check_str(value, "model", non_empty=True, max_len=MAX_MODEL_CHARS)
+    # Slugs are short; a long one would only be echoed into errors and logs. Stored with usage.
+    got.model = check_str(value, "model", non_empty=True, max_len=MAX_MODEL_CHARS, stored=True)
 
 
 def _models(value: object, got: _Collected) -> None:
@@ -228,9 +261,10 @@ def _stream_options(value: object, got: _Collected) -> None:
     include_usage = options.get("include_usage")
     if include_usage is not None:
         got.include_usage = check_bool(include_usage, "stream_options.include_usage")
-    continuous = options.get("continuous_usage_stats")
-    if continuous is not None:
-        check_bool(continuous, "stream_options.continuous_usage_stats")
+    for flag in ("continuous_usage_stats", "include_obfuscation"):
+        value = options.get(flag)
+        if value is not None:
+            check_bool(value, f"stream_options.{flag}")
     got.stream_options = True
 
 
@@ -260,7 +294,14 @@ def _reasoning_effort(value: object, got: _Collected) -> None:
 
 def _chat_template_args(value: object, got: _Collected) -> None:
     args = check_object(value, "chat_template_args")
-    got.wants_reasoning = args.get("enable_thinking") is True
+    thinking = args.get("enable_thinking")
+    # Other values are the template's own business; only a boolean says what the client wants.
+    got.enable_thinking = thinking if type(thinking) is bool else None
+
+
+def _reasoning(value: object, got: _Collected) -> None:
+    # Checked once every field is in: it must agree with reasoning_effort, wherever that is.
+    got.reasoning = value
 
 
 def _stop(value: object, got: _Collected) -> None:
@@ -316,6 +357,8 @@ _VIEW_CHECKS: dict[str, _Check] = {
     # OpenAI's fields that Baseten also takes.
     "max_completion_tokens": _max_completion_tokens,
     "reasoning_effort": _reasoning_effort,
+    # OpenRouter's reasoning controls.
+    "reasoning": _reasoning,
     # Switchyard's routing extensions, named as OpenRouter's.
     "provider": _provider,
     "models": _models,
@@ -325,4 +368,4 @@ _FIELDS: dict[str, _Check] = {**_VIEW_CHECKS, **stateless_checks()}
 
 # Every top-level parameter the gateway accepts: routing's `require_parameters` and the adapters'
 # per-route parameter limits compare `ChatRequestView.sent_params` against their own subsets.
-KNOWN_PARAMS: frozenset[str] = frozenset(_FIELDS)
+KNOWN_PARAMS: frozenset[str] = ACCEPTED_PARAMS

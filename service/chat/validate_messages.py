@@ -32,7 +32,8 @@ _MESSAGE_KEYS = {
     "assistant": frozenset({"role", "content", "name", "tool_calls", "reasoning_content", "refusal"}),
     "tool": frozenset({"role", "content", "tool_call_id", "name"}),
 }
-_TEXT_PART_KEYS = frozenset({"type", "text"})
+# OpenAI's prompt_cache_breakpoint is accepted on text parts and dropped (service.chat.params).
+_TEXT_PART_KEYS = frozenset({"type", "text", "prompt_cache_breakpoint"})
 _IMAGE_PART_KEYS = frozenset({"type", "image_url"})
 _IMAGE_URL_KEYS = frozenset({"url", "detail"})
 _AUDIO_PART_KEYS = frozenset({"type", "input_audio"})
@@ -143,6 +144,10 @@ def _check_content(content: object, index: int, part_types: tuple[str, ...], tal
                 param = f"messages[{index}].content[{position}].text"
                 raise missing(param) if text is None else wrong_type(param, "a string", text)
             tally.text_chars += len(text)
+            breakpoint_ = part.get("prompt_cache_breakpoint")
+            if breakpoint_ is not None and not isinstance(breakpoint_, dict):
+                param = f"messages[{index}].content[{position}].prompt_cache_breakpoint"
+                raise wrong_type(param, "an object", breakpoint_)
         elif kind == "image_url" and part_types is _PART_TYPES_USER:
             _check_image_part(part, f"messages[{index}].content[{position}]")
             tally.image_parts += 1

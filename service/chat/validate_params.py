@@ -1,16 +1,21 @@
 """Checks for the top-level parameters that routing does not read: each only accepts or refuses.
 
-They are sampling and engine (vLLM / TRT-LLM) parameters from seed 002's schema and OpenAI's
-`metadata`. Each check takes (value, collected) like the view-feeding ones in `validate`, and
-ignores the second argument, so one dispatch table serves every field.
+They are sampling and engine (vLLM / TRT-LLM) parameters from seed 002's schema, and OpenAI's
+parameters that no route uses (what happens to each is in `service.chat.params`). Each check takes
+(value, collected) like the view-feeding ones in `validate`, and ignores the second argument, so
+one dispatch table serves every field. Parameters that are dropped are checked for their JSON type
+only (OpenAI adds values to their enums, which must not start failing here), except where a
+value would change the answer and cannot be honoured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from service.chat.params import PARAMS, Fate
 from service.chat.validate_types import (
     bad_value,
+    check_array,
     check_bool,
     check_int,
     check_number,
@@ -19,8 +24,11 @@ from service.chat.validate_types import (
     join,
     show,
     too_many,
+    unsupported,
+    unsupported_value,
     wrong_type,
 )
+from service.input_limits import check_storable
 
 Check = Callable[[object, object], None]
 
@@ -30,6 +38,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
+MAX_USER_CHARS = 512
+VERBOSITIES = ("low", "medium", "high")
+MODALITIES = ("text", "audio")
 
 
 def _boolean(name: str) -> Check:
@@ -42,6 +53,15 @@ def _boolean(name: str) -> Check:
 def _string(name: str) -> Check:
     def check(value: object, _got: object) -> None:
         check_str(value, name)
+
+    return check
+
+
+def _refused(name: str) -> Check:
+    why = PARAMS[name].why
+
+    def check(_value: object, _got: object) -> None:
+        raise unsupported(name, why)
 
     return check
 
@@ -119,8 +139,41 @@ def _metadata(value: object, _got: object) -> None:
         if type(key) is not str or len(key) > MAX_METADATA_KEY_CHARS:
             limit = MAX_METADATA_KEY_CHARS
             raise bad_value("metadata", f"keys must be strings of at most {limit} characters.")
-        if type(item) is not str or len(item) > MAX_METADATA_VALUE_CHARS:
-            check_str(item, join("metadata", key), max_len=MAX_METADATA_VALUE_CHARS)
+        # Both are kept with the request's usage: text the database can store.
+        check_storable(key, "metadata")
+        check_str(item, join("metadata", key), max_len=MAX_METADATA_VALUE_CHARS, stored=True)
+
+
+def _user(value: object, _got: object) -> None:
+    check_str(value, "user", max_len=MAX_USER_CHARS, stored=True)
+
+
+def _verbosity(value: object, _got: object) -> None:
+    if value == "medium":
+        return
+    check_str(value, "verbosity")
+    if value not in VERBOSITIES:
+        raise bad_value("verbosity", f"{show(value)}. Supported values are: 'low', 'medium', and 'high'.")
+    raise unsupported_value("verbosity", value, "open models answer at their own length ('medium'); ask "
+                            "for the length in the prompt and bound it with max_tokens")
+
+
+def _modalities(value: object, _got: object) -> None:
+    for index, kind in enumerate(check_array(value, "modalities", max_items=len(MODALITIES))):
+        if kind == "text":
+            continue
+        param = f"modalities[{index}]"
+        check_str(kind, param)
+        if kind == "audio":
+            raise unsupported_value(param, kind, "no route produces audio output; send ['text'] or omit it")
+        raise bad_value(param, f"{show(kind)}. Supported values are: 'text' and 'audio'.")
+
+
+def _prediction(value: object, _got: object) -> None:
+    prediction = check_object(value, "prediction")
+    content = prediction.get("content")
+    if content is not None and type(content) is not str and not isinstance(content, list):
+        raise wrong_type("prediction.content", "a string or an array of text parts", content)
 
 
 def _documents(value: object, _got: object) -> None:
@@ -173,8 +226,19 @@ def stateless_checks() -> dict[str, Check]:
         "bad_token_ids": _token_ids("bad_token_ids"),
         "stop_token_ids": _token_ids("stop_token_ids"),
         "documents": _documents,
-        "user": _string("user"),
+        "user": _user,
         "chat_template": _string("chat_template"),
         "disaggregated_params": _object("disaggregated_params"),
         "metadata": _metadata,
+        # OpenAI's parameters that no route uses (see service.chat.params).
+        "store": _boolean("store"),
+        "service_tier": _string("service_tier"),
+        "prompt_cache_key": _string("prompt_cache_key"),
+        "prompt_cache_retention": _string("prompt_cache_retention"),
+        "prompt_cache_options": _object("prompt_cache_options"),
+        "safety_identifier": _string("safety_identifier"),
+        "prediction": _prediction,
+        "modalities": _modalities,
+        "verbosity": _verbosity,
+        **{name: _refused(name) for name, param in PARAMS.items() if param.fate is Fate.REFUSED},
     }

@@ -12,6 +12,9 @@ codes and wording stay consistent across the validator's modules. The codes:
 - ``empty_array``: an array that must not be empty is.
 - ``too_many``: an array or object holds more items than allowed.
 - ``string_too_long``: a string is longer than allowed.
+- ``unsupported_parameter``: a parameter OpenAI defines that no route can honour (the message says
+  why; `service.chat.params` lists them).
+- ``unsupported_value``: a value of an accepted parameter that no route can honour.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 from collections.abc import Iterable
 
 from service.errors import GatewayError, invalid
+from service.input_limits import check_storable
 
 INVALID_TYPE = "invalid_type"
 INVALID_VALUE = "invalid_value"
@@ -29,6 +33,8 @@ EMPTY_STRING = "empty_string"
 EMPTY_ARRAY = "empty_array"
 TOO_MANY = "too_many"
 STRING_TOO_LONG = "string_too_long"
+UNSUPPORTED_PARAMETER = "unsupported_parameter"
+UNSUPPORTED_VALUE = "unsupported_value"
 
 # Error messages quote the client's values; cap them so a huge value cannot bloat the answer,
 # and never quote free text (prompts) at all: only names, enum values and numbers.
@@ -79,7 +85,11 @@ def choices(allowed: Iterable[str]) -> str:
 
 
 def join(prefix: str, key: object) -> str:
-    name = key if isinstance(key, str) else show(key)
+    """The path of `key` under `prefix`; a client's long key name is cut (paths are echoed and logged)."""
+    if isinstance(key, str):
+        name = key if len(key) <= _SHOW_CHARS else key[:_SHOW_CHARS] + "…"
+    else:
+        name = show(key)
     return f"{prefix}.{name}" if prefix else name
 
 
@@ -105,6 +115,14 @@ def missing(param: str) -> GatewayError:
 
 def unknown(param: str) -> GatewayError:
     return invalid(f"Unrecognized request argument supplied: {param}", param, UNKNOWN)
+
+
+def unsupported(param: str, why: str) -> GatewayError:
+    return invalid(f"'{param}' is not supported by this gateway: {why}.", param, UNSUPPORTED_PARAMETER)
+
+
+def unsupported_value(param: str, value: object, why: str) -> GatewayError:
+    return invalid(f"Unsupported value for '{param}': {show(value)}; {why}.", param, UNSUPPORTED_VALUE)
 
 
 def empty_string(param: str) -> GatewayError:
@@ -147,19 +165,40 @@ def check_bool(value: object, param: str) -> bool:
     return value
 
 
-def check_str(value: object, param: str, *, non_empty: bool = False, max_len: int | None = None) -> str:
+def check_str(value: object, param: str, *, non_empty: bool = False, max_len: int | None = None,
+              stored: bool = False) -> str:
+    """A string; `stored` ones must also be text the database can hold (no NUL)."""
     if type(value) is not str:
         raise wrong_type(param, "a string", value)
     if non_empty and not value:
         raise empty_string(param)
     if max_len is not None and len(value) > max_len:
         raise too_long(param, max_len, len(value))
+    if stored:
+        check_storable(value, param)
     return value
 
 
+# Floats hold every integer exactly only up to here; past it a float may be a rounded spelling of
+# another integer (orjson reads integers beyond 64 bits as floats), so it is not taken as one.
+_EXACT_FLOAT_INTS = 2**53
+
+
+def as_int(value: object) -> int | None:
+    """A JSON integer as Python reads it: an int, or a float with no fraction (5.0), which JSON
+    Schema counts as the same integer; None for anything else (booleans included)."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer() and -_EXACT_FLOAT_INTS <= value <= _EXACT_FLOAT_INTS:
+        return int(value)
+    return None
+
+
 def check_int(value: object, param: str, lo: int | None = None, hi: int | None = None) -> int:
-    if type(value) is not int:
+    number = as_int(value)
+    if number is None:
         raise wrong_type(param, "an integer", value)
+    value = number
     if lo is not None and value < lo:
         raise bad_value(param, f"expected a value >= {lo}, but got {show(value)} instead.")
     if hi is not None and value > hi:

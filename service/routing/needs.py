@@ -5,25 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.chat import params as _params
 from service.routing.estimate import DEFAULT_MAX_OUTPUT, prompt_sizes
 
-# Parameters each marketplace's published input schema lists (seeds 000 and 003); anything
-# else sent to them is dropped, which `provider.require_parameters` forbids.
-MARKETPLACE_PARAMS = frozenset(
-    {
-        "model", "messages", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens",
-        "n", "presence_penalty", "response_format", "seed", "stop", "stream", "stream_options",
-        "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "user", "top_k",
-        "top_p_min", "min_p", "repetition_penalty", "length_penalty", "early_stopping", "bad",
-        "bad_token_ids", "stop_token_ids", "include_stop_str_in_output", "ignore_eos", "min_tokens",
-        "skip_special_tokens", "spaces_between_special_tokens", "truncate_prompt_tokens", "echo",
-        "add_generation_prompt", "add_special_tokens", "documents", "chat_template",
-        "chat_template_args", "best_of", "disaggregated_params", "reasoning_effort",
-        # Translated to max_tokens by the marketplace adapters.
-        "max_completion_tokens",
-    }
-)
-GATEWAY_PARAMS = frozenset({"provider", "models"})
+# From the one parameter table (service.chat.params): what a marketplace route receives, and what
+# no route receives as sent (dropped, translated, or the gateway's own). `provider.require_parameters`
+# excludes a marketplace route for any other parameter sent.
+MARKETPLACE_PARAMS = _params.MARKETPLACE_PARAMS
+GATEWAY_PARAMS = _params.NOT_FORWARDED
 
 
 @dataclass(slots=True)

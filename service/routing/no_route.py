@@ -21,6 +21,22 @@ _FEATURE_CODES = {
 
 _CHOSEN_CODES = frozenset({"provider_only", "provider_ignore", "no_fallback", "policy", "front_end_disabled",
                            "price_unknown"})
+# Exclusions that hold until an operator changes the configuration or the catalog.
+_UNSERVABLE_CODES = frozenset({"front_end_disabled", "price_unknown"})
+
+
+def _unservable(plan: Plan, catalog: Catalog) -> bool:
+    """Every route was out for want of a configured front end or of any price. A quoted route whose
+    dry run failed just now is out for a passing reason, so that is not this case."""
+    for e in plan.excluded:
+        if e.code not in _UNSERVABLE_CODES:
+            return False
+        if e.code == "price_unknown":
+            front_end, _, model = e.route.partition(":")
+            route = catalog.find_route(front_end, model)
+            if route is None or route.pricing.kind != "unknown":
+                return False
+    return bool(plan.excluded)
 
 
 def no_route_error(plan: Plan, catalog: Catalog) -> GatewayError:
@@ -59,6 +75,17 @@ def no_route_error(plan: Plan, catalog: Catalog) -> GatewayError:
                 code="unsupported_feature",
                 param=param,
             )
+    if _unservable(plan, catalog):
+        # Permanent until the operator acts: a 404 (sent with x-should-retry: false), which the
+        # OpenAI SDKs do not retry, where a 503 would be retried three times for nothing.
+        return GatewayError(
+            404,
+            f"`{plan.requested_model}` is not servable here: none of its routes has a configured front end "
+            "and a price.",
+            type="not_found_error",
+            code="model_not_servable",
+            param="model",
+        )
     transient = {"circuit_open", "at_capacity"}
     if codes & transient:
         return GatewayError(

@@ -17,6 +17,18 @@ PART_MODALITY = {"image_url": "image", "input_audio": "audio", "audio_url": "aud
 FORMAT_TYPES = ("text", "json_object", "json_schema", "grammar", "structural_tag")
 
 
+def whole_number(value: Any) -> int | None:
+    """An integer field as the engines' pydantic models read it in lax mode: 64 or 64.0, never True
+    [INF: Baseten's engines validate with pydantic; 64.0 is also the integer 64 to JSON Schema]."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 class Reject(Exception):
     """A ready-made error response."""
 
@@ -68,10 +80,10 @@ def validate(models: Mapping[str, FakeModel], config: BasetenConfig, body: Any) 
             raise bad(f"Validation: `{name}` must be 1")
     budget = 4096
     for name in ("max_tokens", "max_completion_tokens"):
-        value = body.get(name)
-        if value is None:
+        value = whole_number(body.get(name))
+        if body.get(name) is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if value is None or value < 1:
             raise bad(f"Validation: `{name}` must be an integer of at least 1")
         if value > model.max_completion_tokens:
             raise bad(f"Validation: `{name}` must be at most {model.max_completion_tokens}")

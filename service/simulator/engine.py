@@ -182,6 +182,8 @@ def _chosen_tool(body: Mapping[str, Any], fake_tool_call: bool) -> dict | None:
 def _budget(body: Mapping[str, Any]) -> int:
     for key in ("max_completion_tokens", "max_tokens"):
         value = body.get(key)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # read as the engines' pydantic models do
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return DEFAULT_MAX_TOKENS

@@ -55,6 +55,9 @@ class ServerThread:
             timeout_graceful_shutdown=2,
             loop="asyncio",
             http="h11",
+            # Like granian's own buffer (0.5 to 1 MB): headers past the app's 32 KB limit reach the
+            # app, which answers 431 in OpenAI's shape, whether they arrive in one read or several.
+            h11_max_incomplete_event_size=512 * 1024,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"asgi-{self.port}", daemon=True)

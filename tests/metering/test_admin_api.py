@@ -238,7 +238,10 @@ def test_policy_change_is_seen_on_the_next_request(admin, anon):
     auth = {"authorization": f"Bearer {key}"}
     assert len(anon.get("/v1/models", headers=auth).json()["data"]) > 1
     admin.patch(f"/admin/tenants/{t['id']}", json={"allowed_models": ["openai/gpt-oss-120b"]})
-    assert [m["id"] for m in anon.get("/v1/models", headers=auth).json()["data"]] == ["openai/gpt-oss-120b"]
+    listed = anon.get("/v1/models", headers=auth).json()["data"]
+    # The one model, and the pools and auto that now hold only it.
+    assert [m["id"] for m in listed if m["kind"] == "model"] == ["openai/gpt-oss-120b"]
+    assert all(m["models"] == ["openai/gpt-oss-120b"] for m in listed if m["kind"] != "model")
 
 
 # --- budgets ----------------------------------------------------------------------------------------

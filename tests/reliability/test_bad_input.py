@@ -65,7 +65,7 @@ def test_chunked_body_over_the_limit_is_413_without_a_content_length(small_http)
 
 
 def test_body_just_under_the_limit_is_served(small_http):
-    body = orjson.dumps(body_with(user="u" * (SMALL_LIMIT - 1000)))
+    body = orjson.dumps(body_with(messages=[{"role": "user", "content": "u" * (SMALL_LIMIT - 1000)}]))
     assert len(body) < SMALL_LIMIT
     assert post_raw(small_http, body).status_code == 200
 

@@ -131,8 +131,11 @@ def test_an_empty_plan_explains_itself(case):
         return
     err = no_route_error(plan, world.catalog)
     codes = {e.code for e in plan.excluded}
-    assert err.status in (400, 402, 503), err.status
+    assert err.status in (400, 402, 404, 503), err.status
     if err.status == 402:
         assert "max_cost" in codes
+    if err.status == 404:
+        # Not servable: only routes without a configured front end or without any price.
+        assert err.code == "model_not_servable" and codes <= {"front_end_disabled", "price_unknown"}
     if err.code == "context_length_exceeded":
         assert codes == {"context_length_exceeded"}

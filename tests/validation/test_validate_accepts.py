@@ -142,6 +142,8 @@ def test_rich_request_using_every_field():
         message_count=7,
         text_chars=RICH_TEXT_CHARS,
         sent_params=KNOWN_PARAMS,
+        effective_effort="high",
+        exclude_reasoning=True,
     )
 
 

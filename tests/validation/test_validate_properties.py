@@ -7,6 +7,7 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.chat.params import PARAMS
 from service.chat.validate import KNOWN_PARAMS, ChatRequestView, validate_chat_request
 from service.errors import GatewayError
 
@@ -56,6 +57,13 @@ _NESTED_PATHS = [
     ("response_format", "json_schema", "name"),
     ("response_format", "type"),
     ("stream_options", "include_usage"),
+    ("stream_options", "include_obfuscation"),
+    ("reasoning", "effort"),
+    ("reasoning", "max_tokens"),
+    ("reasoning", "enabled"),
+    ("prediction", "content"),
+    ("modalities", 0),
+    ("messages", 2, "content", 0, "prompt_cache_breakpoint"),
     ("provider", "order"),
     ("provider", "max_cost_usd"),
     ("provider", "sort"),
@@ -65,7 +73,8 @@ _NESTED_PATHS = [
     ("stop", 1),
     ("models", 0),
 ]
-PATHS = [(name,) for name in sorted(KNOWN_PARAMS)] + [("unrecognized_field",)] + _NESTED_PATHS
+# Every parameter of the table, the refused ones too.
+PATHS = [(name,) for name in sorted(PARAMS)] + [("unrecognized_field",)] + _NESTED_PATHS
 
 
 def _judge(body: object) -> None:
@@ -84,6 +93,8 @@ def _judge(body: object) -> None:
             "empty_array",
             "too_many",
             "string_too_long",
+            "unsupported_parameter",
+            "unsupported_value",
         }
         assert error.param is None or isinstance(error.param, str)
         error.encoded()  # the answer must serialize
