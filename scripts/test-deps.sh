@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# System tools the test suite drives for real: Prometheus and promtool (Debian's package).
+# System tools and clients the test suite drives for real:
+# - Prometheus and promtool (Debian's package);
+# - the agent CLIs from npm (Claude Code, Codex CLI), pinned in tests/clients/package-lock.json.
 set -euo pipefail
-if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
-  exit 0
+cd "$(dirname "$0")/.."
+
+if ! { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; }; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's prometheus package (promtool, prometheus) for the metrics tests" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    # The package starts a system service we do not want competing for port 9090.
+    (service prometheus stop || pkill -x prometheus || true) >/dev/null 2>&1
+  else
+    echo "warning: promtool/prometheus missing and cannot be installed here (not root or no apt-get)" >&2
+  fi
 fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing Debian's prometheus package (promtool, prometheus) for the metrics tests" >&2
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package starts a system service we do not want competing for port 9090.
-  (service prometheus stop || pkill -x prometheus || true) >/dev/null 2>&1
-else
-  echo "warning: promtool/prometheus missing and cannot be installed here (not root or no apt-get)" >&2
+
+clients=tests/clients
+if [ ! -x "$clients/node_modules/.bin/claude" ] || [ ! -x "$clients/node_modules/.bin/codex" ] \
+    || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing the agent CLIs the end-to-end tests drive (npm ci in $clients)" >&2
+    npm ci --prefix "$clients" --no-audit --no-fund --loglevel=error >/dev/null
+  else
+    echo "warning: npm missing: the Claude Code and Codex CLI tests will fail" >&2
+  fi
 fi

@@ -13,9 +13,11 @@ from litestar.exceptions import HTTPException
 from service.api.admin import ADMIN_HANDLERS
 from service.api.allow import options_middleware
 from service.api.chat import chat_completions, quote
-from service.api.chat_asgi import chat_fast_path
+from service.api.inbound_asgi import inbound_fast_path
+from service.api.messages import count_tokens, create_message
+from service.api.responses import create_response, get_response, remove_response
 from service.api.common import error_response
-from service.api.health import healthz, metrics, readyz
+from service.api.health import healthz, metrics, readyz, root, root_head
 from service.api.models import list_models, retrieve_model
 from service.api.openapi import openapi_json, openapi_root
 from service.api.usage import USAGE_HANDLERS
@@ -127,8 +129,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
             await rt.stop()
 
     app = Litestar(
-        route_handlers=[chat_completions, quote, list_models, retrieve_model, healthz, readyz, metrics,
-                        openapi_json, openapi_root, *ADMIN_HANDLERS, *USAGE_HANDLERS],
+        route_handlers=[chat_completions, quote, create_message, count_tokens, create_response, get_response,
+                        remove_response, list_models,
+                        retrieve_model, healthz, readyz, metrics, root, root_head, openapi_json, openapi_root,
+                        *ADMIN_HANDLERS, *USAGE_HANDLERS],
         lifespan=[lifespan],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, BodyTimeout: _body_timeout,
                             Exception: _unexpected},
@@ -141,7 +145,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
     # routes: the router's own 404 and 405 answers get an x-request-id too.
     app.asgi_handler = request_id_middleware(header_limit_middleware(options_middleware(body_timeout_middleware(
-        chat_fast_path(app.asgi_handler, app), settings.body_timeout_seconds), app)))
+        inbound_fast_path(app.asgi_handler, app), settings.body_timeout_seconds), app)))
     return app
 
 

@@ -23,6 +23,7 @@ from service.db.pool import create_pool, ensure_partitions
 from service.gateway.attempt import AttemptFactory
 from service.gateway.observers import CalibrationObserver, HealthObserver, MetricsObserver
 from service.gateway.request import Gateway
+from service.inbound.responses_store import purge_expired
 from service.metering.admission import Admitter
 from service.metering.balances import BalanceWatcher
 from service.metering.ledger import UsageWriter
@@ -113,6 +114,7 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._connect_later(), name="connect-later"))
         await self.auth.start(self.database_url)
         self._tasks.append(asyncio.create_task(self._partition_upkeep(), name="partition-upkeep"))
+        self._tasks.append(asyncio.create_task(self._purge_stored_responses(), name="responses-purge"))
         self.balances = BalanceWatcher(self.adapters, self.metrics)
         self._tasks.append(asyncio.create_task(self.balances.run(), name="balances"))
         self.ledger.start()
@@ -177,6 +179,19 @@ class Runtime:
                         log.info("usage_partitions_created", count=created)
                 except _DB_ERRORS as exc:
                     log.warning("partition_upkeep_failed", error=type(exc).__name__)
+
+    async def _purge_stored_responses(self) -> None:
+        """Stored Responses past their retention go, a bounded batch at a time."""
+        while not self.draining:
+            await asyncio.sleep(3600)
+            if self.pool is None:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    while await purge_expired(conn, 5000) == 5000:
+                        pass
+            except _DB_ERRORS as exc:
+                log.warning("stored_responses_purge_failed", error=type(exc).__name__)
 
     async def _connect_later(self) -> None:
         delay = 1.0

@@ -83,6 +83,9 @@ class Settings:
     # unset, only an answer carrying both `price` and `priceCents` can tell.
     orthogonal_price_cents_unit: Decimal | None = None
 
+    # How long `store: true` Responses are kept for `previous_response_id` (OpenAI keeps 30 days).
+    responses_retention_days: int = 30
+
     xpay_rpm: int = 60
     xpay_concurrency: int = 10
 
@@ -172,6 +175,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "USAGE_FLUSH_ROWS": ("usage_flush_rows", 1),
         "METRICS_TENANT_CAP": ("metrics_tenant_cap", 1),
         "SWITCHYARD_BREAKER_FAILURES": ("breaker_failures", 1),
+        "SWITCHYARD_RESPONSES_RETENTION_DAYS": ("responses_retention_days", 1),
     }
     for var, (name, minimum) in ints.items():
         if (value := get(var)) is not None:

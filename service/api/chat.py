@@ -1,89 +1,60 @@
 """POST /v1/chat/completions and POST /v1/quote: thin controllers over the gateway.
 
-Chat requests are served by `service.api.chat_asgi` below Litestar (the route here stays for
-the published OpenAPI schema and for apps built without the fast path); both run `run_chat`."""
+Chat requests are served by `service.api.inbound_asgi` below Litestar (the route here stays for
+the published OpenAPI schema and for apps built without the fast path); both run `run_inbound`
+with the `ChatEndpoint`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from service.api.common import (
-    JSON,
-    authenticate,
-    authenticate_header,
-    check_content_type,
-    decode_json,
-    json_body,
-    json_response,
-    runtime,
-)
-from service.asgi import ClientGone
+from service.api.common import authenticate, bearer_key, json_body, json_response, runtime
+from service.api.inbound import Prepared, serve_with_litestar
+from service.auth.principal import Principal
 from service.chat.validate import validate_chat_request
 from service.errors import GatewayError
 from service.gateway.context import RequestContext
-from service.gateway.relay import ChatEncoder, Relay
+from service.gateway.relay import ChatEncoder
 from service.metering.pricing import billed_amount
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
-STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def run_chat(rt: Runtime, request_id: str, authorization: str | None, content_type: str,
-                   read_body: Callable[[], Awaitable[bytes]]) -> tuple[bytes | Relay, dict[str, str], bool]:
-    """One chat request up to its answer: (body bytes or the stream's relay, headers, streamed).
+class ChatEndpoint:
+    """OpenAI Chat Completions: the gateway's own form, translated by nothing."""
 
-    Raises GatewayError for the client; every refusal is counted and logged before it leaves."""
-    principal = None
-    try:
-        principal = await authenticate_header(rt, authorization)
-        check_content_type(content_type)
-        body = decode_json(await read_body())
+    api = "chat"
+    stream_content_type = b"text/event-stream; charset=utf-8"
+
+    def credentials(self, headers: Mapping[str, str]) -> str:
+        return bearer_key(headers.get("authorization"))
+
+    async def prepare(self, rt: Runtime, principal: Principal, body: object) -> Prepared:
         view = validate_chat_request(body)
-    except GatewayError as err:
-        rt.gateway.rejected(request_id, err, principal.tenant_id if principal else None)
-        raise
-    except ClientGone:
-        # Nothing reached an upstream, so there is no usage row; counted and logged all the same.
-        err = GatewayError(499, "The client disconnected before its request arrived.", code="client_disconnected")
-        rt.gateway.rejected(request_id, err, principal.tenant_id if principal else None)
-        raise err from None
-    ctx = RequestContext(request_id=request_id, principal=principal, requested_model=view.model,
-                         stream=view.stream)
-    try:
-        if view.stream:
-            relay, headers = await rt.gateway.stream(ctx, body, view, ChatEncoder.for_body(body))
-            return relay, headers, True  # a stream finishes when its relay ends
-        answer = await rt.gateway.complete(ctx, body, view)
-    except GatewayError as err:
-        err.headers = {**ctx.extra_headers, **err.headers}
-        ctx.status = err.status
-        ctx.error_code = ctx.error_code or err.code
-        rt.gateway.finish(ctx)
-        raise
-    except BaseException:
-        ctx.status, ctx.error_code = 499, ctx.error_code or "client_disconnected"
-        rt.gateway.finish(ctx)
-        raise
-    rt.gateway.finish(ctx)
-    return orjson.dumps(answer.body), answer.headers, False
+        assert isinstance(body, dict)
+        return Prepared(chat=body, view=view, answer=_same, encoder=lambda _ctx: ChatEncoder.for_body(body))
+
+    def render_error(self, err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
+        return err.status, err.encoded(), err.wire_headers()
+
+
+def _same(completion: dict[str, Any]) -> dict[str, Any]:
+    return completion
+
+
+CHAT = ChatEndpoint()
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request) -> Response | Stream:
-    content, headers, stream = await run_chat(
-        runtime(request), request.scope["state"]["request_id"], request.headers.get("authorization"),
-        request.headers.get("content-type", ""), request.body)
-    if stream:
-        return Stream(content, media_type="text/event-stream", headers={**STREAM_HEADERS, **headers})
-    return Response(content=content, media_type=JSON, headers=headers)
+    return await serve_with_litestar(request, CHAT)
 
 
 @post("/v1/quote", status_code=200)

@@ -24,6 +24,11 @@ async def authenticate(request: Request) -> Principal:
 
 
 async def authenticate_header(rt, header: str | None) -> Principal:
+    return await authenticate_key(rt, bearer_key(header))
+
+
+def bearer_key(header: str | None) -> str:
+    """The key of an `Authorization: Bearer <key>` header; GatewayError(401) otherwise."""
     if not header:
         raise GatewayError(401, "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
                            type="authentication_error", code="missing_api_key")
@@ -31,8 +36,12 @@ async def authenticate_header(rt, header: str | None) -> Principal:
     if scheme.lower() != "bearer" or not key.strip():
         raise GatewayError(401, "The Authorization header must be `Bearer <key>`.",
                            type="authentication_error", code="invalid_api_key")
+    return key.strip()
+
+
+async def authenticate_key(rt, key: str) -> Principal:
     try:
-        principal = await rt.auth.authenticate(key.strip())
+        principal = await rt.auth.authenticate(key)
     except AuthUnavailable:
         raise GatewayError(503, "API keys cannot be checked right now (the database is unavailable); retry shortly.",
                            type="server_error", code="auth_unavailable", headers={"retry-after": "2"}) from None

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, head
 
 from service.api.common import json_response, runtime
+
+
+@get("/", include_in_schema=False)
+async def root() -> Response:
+    """What answers at the base URL clients are given (Claude Code checks it is reachable)."""
+    return json_response({"service": "switchyard", "apis": ["/v1/chat/completions", "/v1/messages",
+                                                            "/v1/responses", "/v1/models"]})
+
+
+@head("/", include_in_schema=False)
+async def root_head() -> None:
+    return None
 
 
 @get("/healthz")

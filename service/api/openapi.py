@@ -17,6 +17,18 @@ from typing import Any
 from litestar import Request, Response, get
 
 from service.api.common import json_response, runtime
+from service.api.openapi_agents import (
+    ANTHROPIC_ERROR,
+    COUNT_TOKENS_REQUEST,
+    MESSAGE,
+    MESSAGES_EXAMPLE,
+    MESSAGES_REQUEST,
+    RESPONSE,
+    RESPONSE_DELETED,
+    RESPONSES_EXAMPLE,
+    RESPONSES_REQUEST,
+    TOKEN_COUNT,
+)
 from service.api.openapi_chat import (
     CHAT_COMPLETION,
     CHAT_EVENT,
@@ -116,7 +128,8 @@ def _param(name: str, where: str, schema: JsonSchema, description: str, *, requi
 
 def _op(summary: str, tag: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...], *,
         security: str | None = None, parameters: list[dict[str, Any]] | None = None,
-        body: JsonSchema | None = None, body_required: bool = True, example: Any = None) -> dict[str, Any]:
+        body: JsonSchema | None = None, body_required: bool = True, example: Any = None,
+        anthropic: bool = False) -> dict[str, Any]:
     statuses = set(errors) | {431, 500}
     if security is not None:
         statuses |= {401, 503}
@@ -125,7 +138,11 @@ def _op(summary: str, tag: str, ok: dict[int, dict[str, Any]], errors: tuple[int
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "operationId": _operation_id(summary),
                           "responses": {str(s): r for s, r in sorted(ok.items())}}
     for status in sorted(statuses):
-        op["responses"][str(status)] = {"$ref": f"#/components/responses/E{status}"}
+        if anthropic and status != 431:  # 431 comes from a layer below every API: OpenAI's shape
+            shown = ANTHROPIC_STATUS.get(status, status)
+            op["responses"][str(shown)] = {"$ref": f"#/components/responses/A{shown}"}
+        else:
+            op["responses"][str(status)] = {"$ref": f"#/components/responses/E{status}"}
     op["security"] = [{security: []}] if security else []
     if parameters:
         op["parameters"] = parameters
@@ -135,6 +152,16 @@ def _op(summary: str, tag: str, ok: dict[int, dict[str, Any]], errors: tuple[int
             media["example"] = example
         op["requestBody"] = {"required": body_required, "content": {"application/json": media}}
     return op
+
+
+# How the Messages API shows the gateway's statuses (service.inbound.anthropic_errors).
+ANTHROPIC_STATUS = {502: 500, 503: 529}
+_ANTHROPIC_TEXT = {**STATUS_TEXT, 529: "Overloaded: every route at capacity, or the database away; retry."}
+
+
+def _anthropic_error_response(status: int) -> dict[str, Any]:
+    return {"description": _ANTHROPIC_TEXT[status], "headers": {"x-request-id": _REQUEST_ID},
+            "content": {"application/json": {"schema": _ref("AnthropicError")}}}
 
 
 def _operation_id(summary: str) -> str:
@@ -260,7 +287,35 @@ def _paths() -> dict[str, Any]:
     model_id = _param("model_id", "path", {"type": "string", "minLength": 1, "pattern": NO_NUL},
                       "A model slug (slugs hold a slash: `openai/gpt-oss-120b`), a pool or `auto`.")
     this_document = _op("This document", "operations", {200: _ok("OpenAPI 3.1.", {"type": "object"})}, ())
+    response_id = _param("response_id", "path", {"type": "string", "minLength": 1, "maxLength": 128,
+                                                  "pattern": _REF_PATTERN}, "A stored response's id.")
+    messages_ok = {200: _ok("The message, or with `stream: true` Anthropic's event stream.", media={
+        "application/json": _ref("Message"), "text/event-stream": {"type": "string"}})}
+    responses_ok = {200: _ok("The response, or with `stream: true` its events.", media={
+        "application/json": _ref("Response"), "text/event-stream": {"type": "string"}})}
+    agents = {
+        "/v1/messages": {"post": _op(
+            "Create a message", "anthropic", messages_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,
+            body=_ref("MessagesRequest"), example=MESSAGES_EXAMPLE, anthropic=True)},
+        "/v1/messages/count_tokens": {"post": _op(
+            "Count a messages tokens", "anthropic", {200: _ok("The gateway's estimate.", _ref("TokenCount"))},
+            (400, 403, 404), security=v1, body=_ref("CountTokensRequest"), example=MESSAGES_EXAMPLE,
+            anthropic=True)},
+        "/v1/responses": {"post": _op(
+            "Create a response", "responses", responses_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,
+            body=_ref("ResponsesRequest"), example=RESPONSES_EXAMPLE)},
+        "/v1/responses/{response_id}": {
+            "get": _op("Retrieve a stored response", "responses", {200: _ok("The response.", _ref("Response"))},
+                       (400, 404), security=v1, parameters=[response_id]),
+            "delete": _op("Delete a stored response", "responses",
+                          {200: _ok("Deleted.", _ref("ResponseDeleted"))}, (400, 404), security=v1,
+                          parameters=[response_id]),
+        },
+        "/": {"get": _op("Service root", "operations", {200: _ok("What is served here.", {"type": "object"})}, ()),
+              "head": _op("Service root reachability", "operations", {200: {"description": "Reachable."}}, ())},
+    }
     return {
+        **agents,
         "/v1/chat/completions": {"post": _op(
             "Create a chat completion", "chat",
             {200: _ok("The answer, or with `stream: true` its chunks as server-sent events.", media={
@@ -335,8 +390,10 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Switchyard", "version": "0.1.0",
-                 "description": "An LLM cost-routing and metering gateway speaking OpenAI's Chat Completions. "
-                                "Every error is OpenAI's `{\"error\": {message, type, param, code}}`."},
+                 "description": "An LLM cost-routing and metering gateway speaking OpenAI's Chat Completions "
+                                "and Responses APIs and Anthropic's Messages API. Errors are OpenAI's "
+                                "`{\"error\": {message, type, param, code}}`, and Anthropic's "
+                                "`{\"type\": \"error\", \"error\": {type, message}}` on /v1/messages."},
         "paths": _paths(),
         "components": {
             "securitySchemes": {
@@ -348,10 +405,22 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
                 "ChatCompletionRequest": chat_request_schema(),
                 "ChatCompletion": CHAT_COMPLETION,
                 "ChatCompletionEvent": CHAT_EVENT,
+                "AnthropicError": ANTHROPIC_ERROR,
+                "MessagesRequest": MESSAGES_REQUEST,
+                "CountTokensRequest": COUNT_TOKENS_REQUEST,
+                "Message": MESSAGE,
+                "TokenCount": TOKEN_COUNT,
+                "ResponsesRequest": RESPONSES_REQUEST,
+                "Response": RESPONSE,
+                "ResponseDeleted": RESPONSE_DELETED,
                 **_admin_schemas(catalog),
                 **_usage_schemas(),
             },
-            "responses": {f"E{status}": _error_response(status) for status in STATUS_TEXT},
+            "responses": {
+                **{f"E{status}": _error_response(status) for status in STATUS_TEXT},
+                **{f"A{status}": _anthropic_error_response(status)
+                   for status in sorted({ANTHROPIC_STATUS.get(s, s) for s in STATUS_TEXT} - {431})},
+            },
         },
     }
 

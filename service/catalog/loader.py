@@ -12,6 +12,7 @@ from typing import Any
 from service.catalog.model import (
     FRONT_ENDS,
     REASONING_MODES,
+    Alias,
     Catalog,
     Features,
     Model,
@@ -51,6 +52,8 @@ def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
     merged["models"] = list(models.values())
     merged["routes"] = list(routes.values())
     merged["pools"] = {**base.get("pools", {}), **extra.get("pools", {})}
+    # An operator's aliases come first: they may refine or replace a packaged pattern.
+    merged["aliases"] = [*extra.get("aliases", []), *base.get("aliases", [])]
     for key in ("version", "effective_from"):
         if key in extra:
             merged[key] = extra[key]
@@ -147,14 +150,29 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
         missing = [i for i in ids if i not in models]
         if missing:
             raise CatalogError(f"pool {name!r}: unknown models {missing}")
+    aliases = _aliases(raw.get("aliases") or [], models, pools)
     return Catalog(
         version=str(raw.get("version", "unversioned")),
         effective_from=datetime.fromisoformat(str(raw.get("effective_from", "1970-01-01T00:00:00+00:00"))),
         models=models,
         routes=tuple(routes),
         pools=pools,
+        aliases=aliases,
         by_model={k: tuple(v) for k, v in by_model.items()},
     )
+
+
+def _aliases(raw: Any, models: dict[str, Model], pools: dict[str, tuple[str, ...]]) -> tuple[Alias, ...]:
+    if not isinstance(raw, list):
+        raise CatalogError("aliases must be a list of {match, to}")
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not isinstance(entry.get("match"), str) or not isinstance(entry.get("to"), str):
+            raise CatalogError(f"aliases[{i}] must be {{\"match\": <name or pattern>, \"to\": <model or pool>}}")
+        if entry["to"] not in models and entry["to"] not in pools and entry["to"] != "auto":
+            raise CatalogError(f"aliases[{i}]: {entry['to']!r} is neither a model nor a pool")
+        out.append(Alias(entry["match"], entry["to"]))
+    return tuple(out)
 
 
 def _route_dict(r: Route) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -83,6 +84,18 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class Alias:
+    """A name clients send that the catalog does not list (Claude Code asks for Claude models by
+    default), mapped to a model or pool: an exact name or a shell-style pattern (`claude-*haiku*`)."""
+
+    match: str
+    to: str
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.match)
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     version: str
     effective_from: datetime
@@ -90,9 +103,20 @@ class Catalog:
     routes: tuple[Route, ...]
     pools: dict[str, tuple[str, ...]]
     by_model: dict[str, tuple[Route, ...]] = field(default_factory=dict)
+    aliases: tuple[Alias, ...] = ()
 
     def routes_for(self, model_id: str) -> tuple[Route, ...]:
         return self.by_model.get(model_id, ())
+
+    def resolve(self, name: str) -> str:
+        """The model or pool a requested name stands for: itself when the catalog lists it, else the
+        first alias that matches, else the name unchanged (the planner then answers 404)."""
+        if name in self.models or name in self.pools:
+            return name
+        for alias in self.aliases:
+            if alias.matches(name):
+                return alias.to
+        return name
 
     def find_route(self, front_end: str, model_id: str) -> Route | None:
         for route in self.by_model.get(model_id, ()):

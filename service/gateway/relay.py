@@ -9,7 +9,7 @@ never started (the client left before the response began).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -39,6 +39,28 @@ def add_cost(usage: dict[str, Any], billed_usd: Decimal) -> dict[str, Any]:
     # below $100,000, at most 15 significant digits, so the number reads back as the exact amount.
     usage["cost"] = float(billed_usd)
     return usage
+
+
+def usage_json(usage: Usage, billed_usd: Decimal) -> dict[str, Any]:
+    """An OpenAI usage object for these tokens, with the billed cost."""
+    return add_cost({
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }, billed_usd)
+
+
+def strip_reasoning(body: dict[str, Any]) -> None:
+    """Remove the reasoning text from an answer or a chunk (OpenRouter's `reasoning.exclude`): the
+    tokens are still generated and billed; the client asked not to receive them."""
+    for choice in body.get("choices") or ():
+        if isinstance(choice, dict):
+            for key in ("message", "delta"):
+                part = choice.get(key)
+                if isinstance(part, dict):
+                    part.pop("reasoning_content", None)
+                    part.pop("reasoning", None)
 
 
 class ChatEncoder:
@@ -100,14 +122,18 @@ class Relay:
     """An async iterator of the bytes to send; `on_end(ctx, finished)` runs once the attempt ends."""
 
     def __init__(self, ctx: RequestContext, attempt: Attempt, upstream: ChunkStream, encoder: StreamEncoder,
-                 on_end: Callable[[RequestContext, FinishedAttempt, float | None], None]) -> None:
+                 on_end: Callable[[RequestContext, FinishedAttempt, float | None], None], *,
+                 exclude_reasoning: bool = False) -> None:
         self.ctx = ctx
+        self.exclude_reasoning = exclude_reasoning
         self.attempt = attempt
         self.upstream = upstream
         self.encoder = encoder
         self._on_end = on_end
         self._iterator: AsyncIterator[bytes] | None = None
         self._upstream_to_first_token: float | None = None
+        # Awaited after a complete answer, before its last bytes leave (stored responses).
+        self.after: Callable[[], Awaitable[None]] | None = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._iterator is None:
@@ -154,8 +180,11 @@ class Relay:
         finished = False
         error: UpstreamError | None = None
         internal: Exception | None = None
+        exclude = self.exclude_reasoning
         try:
             async for chunk in upstream:
+                if exclude:
+                    strip_reasoning(chunk)
                 out = encoder.chunk(chunk)
                 if out:
                     batch.append(out)
@@ -205,12 +234,15 @@ class Relay:
             self._first_token()
             yield b"".join(batch)
         if error is not None:
-            yield encoder.fail(error.to_client(route_name=attempt.route.name))
+            tail = encoder.fail(error.to_client(route_name=attempt.route.name))
         elif internal is not None:
-            yield encoder.fail(UpstreamError(ErrorKind.INTERNAL, "internal error while relaying the answer")
-                               .to_client())
+            tail = encoder.fail(UpstreamError(ErrorKind.INTERNAL, "internal error while relaying the answer")
+                                .to_client())
         else:
-            yield encoder.end(done.cost.usage, ctx.billed)
+            tail = encoder.end(done.cost.usage, ctx.billed)
+            if self.after is not None:
+                await self.after()
+        yield tail
 
 
 _closing: set[asyncio.Task[None]] = set()

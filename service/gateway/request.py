@@ -21,7 +21,7 @@ from service.chat.validate import ChatRequestView
 from service.errors import ErrorKind, GatewayError, UpstreamError
 from service.gateway.attempt import Attempt, AttemptFactory, FinishedAttempt
 from service.gateway.context import RequestContext
-from service.gateway.relay import Relay, StreamEncoder, add_cost
+from service.gateway.relay import Relay, StreamEncoder, add_cost, strip_reasoning
 from service.gateway.route_body import body_for_route
 from service.metering.admission import Admitter
 from service.metering.pricing import PriceBook
@@ -110,6 +110,8 @@ class Gateway:
         finally:
             self.settle(ctx)
         out = completion.body
+        if view.exclude_reasoning:
+            strip_reasoning(out)
         usage = out.get("usage")
         if isinstance(usage, dict):
             add_cost(usage, ctx.billed)
@@ -127,7 +129,8 @@ class Gateway:
             raise
         assert not isinstance(upstream, Completion)
         self._served(ctx, attempt.candidate)
-        return Relay(ctx, attempt, upstream, encoder, self._stream_ended), self.headers(ctx)
+        relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning)
+        return relay, self.headers(ctx)
 
     def _stream_ended(self, ctx: RequestContext, finished: FinishedAttempt, upstream_share: float | None) -> None:
         ctx.prompt_tokens, ctx.completion_tokens = finished.event.prompt_tokens, finished.event.completion_tokens

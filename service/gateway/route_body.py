@@ -1,5 +1,5 @@
-"""The body one route is sent: the client's request, for the routed model, with the output bound
-its reservation assumed.
+"""The body one route is sent: the client's request as upstreams may see it, for the routed model,
+with its reasoning wishes in that model's own controls and the output bound its reservation assumed.
 
 When the client sets no output limit, the gateway sends the bound its budget reservation and
 worst-case cost assumed (the smaller of Baseten's documented default, 4,096, and the model's
@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.chat.params import upstream_fields
+from service.chat.reasoning import reasoning_fields, with_reasoning
 from service.routing.planner import Candidate
 
 _LIMIT_FIELDS = ("max_tokens", "max_completion_tokens")
 
 
 def body_for_route(body: dict[str, Any], candidate: Candidate) -> dict[str, Any]:
-    out = dict(body)
     route = candidate.route
+    out = upstream_fields(body)
+    out = with_reasoning(out, reasoning_fields(body.get("reasoning"), body.get("reasoning_effort"),
+                                               candidate.model.features))
     out["model"] = route.model
     if route.front_end != "baseten" and out.get("max_completion_tokens") is not None:
         # The marketplaces' input schemas only know max_tokens.

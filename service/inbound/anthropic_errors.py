@@ -76,7 +76,7 @@ def anthropic_error(err: GatewayError, *, request_id: str | None = None) -> tupl
 
 def anthropic_error_headers(err: GatewayError) -> dict[str, str]:
     """The headers to send with `anthropic_error(err)`: the gateway's, plus the retry verdict."""
-    headers = dict(err.headers)
+    headers = dict(err.wire_headers())  # permanent 4xx: no retry, as on every API
     if err.status >= 500 and err.code in FINAL_CODES:
         headers["x-should-retry"] = "false"
         headers.pop("retry-after", None)

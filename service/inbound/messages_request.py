@@ -90,6 +90,9 @@ _HANDLED = frozenset(
         "stream",
         "output_config",
         "output_format",
+        # Switchyard's routing extensions, passed to the chat request as they are.
+        "provider",
+        "models",
     }
 )
 _THINKING_KEYS = {
@@ -214,6 +217,9 @@ def _translate(body: object, *, count_only: bool) -> tuple[dict[str, Any], Trans
         user = _metadata(present["metadata"], t)
         if user is not None:
             chat["user"] = user
+    for extension in ("provider", "models"):
+        if extension in present:
+            chat[extension] = present[extension]
     if "stream" in present and check_bool(present["stream"], "stream") and not count_only:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}

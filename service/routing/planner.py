@@ -188,6 +188,7 @@ class Planner:
     def models_for(self, requested: str, fallbacks: tuple[str, ...] | None, policy: Policy) -> list[str]:
         """The models a request may be served by, in preference order."""
         catalog = self.catalog
+        requested = catalog.resolve(requested)
         if requested == VIRTUAL_AUTO:
             models = list(catalog.models)
         elif requested in catalog.pools:
@@ -230,6 +231,7 @@ class Planner:
         only shows a plan passes False."""
         plan = Plan(requested_model=requested)
         models = self.models_for(requested, fallbacks, policy)
+        requested = self.catalog.resolve(requested)
         model_order = {m: i for i, m in enumerate(models)}
         ordered_models = requested not in (VIRTUAL_AUTO,) and requested not in self.catalog.pools
         only = set(prefs.only) if prefs and prefs.only else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.api.chat_asgi import stream_body
+from service.api.inbound_asgi import stream_body
 
 
 class Relay:
@@ -89,8 +89,35 @@ async def test_a_cancellation_from_outside_is_not_swallowed():
 
 
 async def test_a_relay_that_never_started_still_runs_its_bookkeeping_when_the_start_is_refused():
-    from service.api.chat_asgi import _refused
+    from service.api.inbound_asgi import _refused
 
     relay = Relay(3)
     await stream_body(relay(), receiver(None), _refused)
     assert relay.ended == "closed"  # entered, so its finally ran: the attempt is metered
+
+
+async def test_keepalive_pings_while_the_upstream_is_silent_and_never_between_fast_chunks():
+    relay, sent = Relay(3, wait=0.25), []
+
+    async def send(message):
+        sent.append(message)
+
+    await stream_body(relay(), receiver(None), send, keepalive=lambda: b"event: ping\n\n", keepalive_seconds=0.1)
+    bodies = [m["body"] for m in sent]
+    assert relay.ended == "finished"
+    assert [b for b in bodies if b.startswith(b"data")] == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
+    assert bodies.count(b"event: ping\n\n") >= 3  # at least one in each silent wait
+    fast, sent = Relay(3), []
+    await stream_body(fast(), receiver(None), send, keepalive=lambda: b"event: ping\n\n", keepalive_seconds=0.1)
+    assert b"event: ping\n\n" not in [m["body"] for m in sent]
+
+
+async def test_a_disconnect_during_keepalive_still_cancels_the_relay():
+    relay, sent = Relay(100, wait=0.3), []
+
+    async def send(message):
+        sent.append(message)
+
+    await asyncio.wait_for(stream_body(relay(), receiver(0.5), send, keepalive=lambda: b": ping\n\n",
+                                       keepalive_seconds=0.1), 5)
+    assert relay.ended == "cancelled"

@@ -204,3 +204,24 @@ def test_health_and_request_id(gateway):
     r = httpx.get(gateway.url + "/readyz")
     assert r.status_code == 200 and r.json()["checks"]["database"] is True
     assert httpx.get(gateway.url + "/nope").json()["error"]["code"] == "not_found"
+
+
+def test_reasoning_object_is_mapped_per_model_and_exclude_strips_it(client, gateway, standins, tenant):
+    # OpenRouter's reasoning object: on an effort model it becomes reasoning_effort, and `exclude`
+    # keeps the (still billed) reasoning out of what the client receives.
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=HELLO, extra_body=_route_pinned({"reasoning": {"effort": "high", "exclude": True}}))
+    answer = raw.parse()
+    assert answer.choices[0].message.content
+    assert "reasoning_content" not in (answer.choices[0].message.model_extra or {})
+    log = httpx.get(standins.servers["baseten"].url + "/__control/requests").json()["requests"]
+    sent = [r["body"] for r in log if r["path"].endswith("/chat/completions")][-1]
+    assert sent["reasoning_effort"] == "high" and "reasoning" not in sent
+    stream = client.chat.completions.create(
+        model="zai-org/GLM-4.7", messages=HELLO, stream=True,
+        extra_body=_route_pinned({"reasoning": {"enabled": True, "exclude": True}}))
+    deltas = [c.choices[0].delta for c in stream if c.choices]
+    assert not any((d.model_extra or {}).get("reasoning_content") for d in deltas)
+    log = httpx.get(standins.servers["baseten"].url + "/__control/requests").json()["requests"]
+    sent = [r["body"] for r in log if r["path"].endswith("/chat/completions")][-1]
+    assert sent["chat_template_args"] == {"enable_thinking": True}

@@ -60,9 +60,12 @@ def test_every_error_status_is_openai_shaped_in_the_document(fuzzed):
             assert op["responses"], (path, method)
             for status, response in op["responses"].items():
                 if int(status) >= 400 and (path, status) != ("/readyz", "503"):
-                    assert response == {"$ref": f"#/components/responses/E{status}"}, (path, method, status)
+                    # The Messages API answers in Anthropic's shape, but for what a lower layer refuses.
+                    shape = "A" if path.startswith("/v1/messages") and status != "431" else "E"
+                    assert response == {"$ref": f"#/components/responses/{shape}{status}"}, (path, method, status)
 
 
+@pytest.mark.timeout(900)
 def test_schemathesis_finds_nothing_with_every_check(fuzzed, fuzz_key, tmp_path):
     env = {**os.environ, "SWITCHYARD_FUZZ_TENANT_KEY": fuzz_key, "SWITCHYARD_FUZZ_ADMIN_TOKEN": ADMIN_TOKEN,
            "SCHEMATHESIS_HOOKS": str(HERE / "schemathesis_hooks.py")}
