@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean bench
+.PHONY: demo test check setup clean bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/test-deps.sh
 	$(BIN)/python -m pytest
+
+# Static checks: mypy --strict on service/ and ruff on service/ and tests/ (settings in pyproject.toml).
+check: $(STAMP)
+	$(BIN)/python -m mypy
+	$(BIN)/python -m ruff check service tests
 
 bench: $(STAMP)
 	bash scripts/bench-deps.sh
