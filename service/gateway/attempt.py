@@ -16,8 +16,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 import structlog
 
@@ -26,7 +27,7 @@ from service.errors import ErrorKind, UpstreamError
 from service.gateway.context import RequestContext, utcnow
 from service.metering.events import UsageEvent
 from service.metering.pricing import CostOfRecord, PriceBook
-from service.routing.capacity import CapacityBoard
+from service.routing.capacity import CapacityBoard, Slot
 from service.routing.planner import Candidate, capacity_group
 from service.upstreams.base import Evidence, Usage
 
@@ -80,11 +81,11 @@ class AttemptFactory:
 
     def begin(self, ctx: RequestContext, candidate: Candidate, base_prompt_tokens: int) -> Attempt | None:
         """An attempt holding its slot, or None when the route filled up since planning."""
-        group = capacity_group(candidate.route)
-        if not self.capacity.acquire(group, candidate.route.name):
+        slot = self.capacity.acquire_slot(capacity_group(candidate.route), candidate.route.name)
+        if slot is None:
             return None
         ctx.attempts += 1
-        attempt = Attempt(self, ctx, candidate, ctx.attempts, base_prompt_tokens, group)
+        attempt = Attempt(self, ctx, candidate, ctx.attempts, base_prompt_tokens, slot)
         for observer in self.observers:
             began = getattr(observer, "attempt_began", None)
             if began is not None:
@@ -99,7 +100,6 @@ class Attempt:
         "__weakref__",
         "_base_prompt",
         "_factory",
-        "_group",
         "_t0",
         "answer_estimate",
         "candidate",
@@ -111,21 +111,22 @@ class Attempt:
         "number",
         "quote",
         "route",
+        "slot",
         "started_at",
     )
 
     def __init__(self, factory: AttemptFactory, ctx: RequestContext, candidate: Candidate, number: int,
-                 base_prompt_tokens: int, group: str) -> None:
+                 base_prompt_tokens: int, slot: Slot) -> None:
         self._factory = factory
         self.ctx = ctx
         self.candidate = candidate
         self.route: Route = candidate.route
         self.number = number
         self._base_prompt = base_prompt_tokens
-        self._group = group
+        self.slot = slot  # the capacity it holds, and which of the front end's keys that is
         self.started_at = utcnow()
         self._t0 = time.perf_counter()
-        self.first_token_at = None
+        self.first_token_at: datetime | None = None
         self.first_token_t: float | None = None
         # What the upstream reported so far; a stream's relay keeps it current.
         self.evidence = Evidence()
@@ -138,10 +139,12 @@ class Attempt:
     def t0(self) -> float:
         return self._t0
 
-    def mark_first_token(self) -> None:
+    def mark_first_token(self) -> float:
+        """Records the first token's moment (once); returns it."""
         if self.first_token_t is None:
             self.first_token_t = time.perf_counter()
             self.first_token_at = utcnow()
+        return self.first_token_t
 
     # ---- the ways out ---------------------------------------------------------------------------
     def succeed(self, evidence: Evidence) -> FinishedAttempt:
@@ -161,7 +164,7 @@ class Attempt:
                   error=type(exc).__name__, exc_info=exc)
         return self.end(ERROR, ErrorKind.INTERNAL, error=exc)
 
-    async def __aenter__(self) -> Attempt:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -179,7 +182,7 @@ class Attempt:
             try:
                 log.error("attempt_dropped_unended", route=self.route.name, request_id=self.ctx.request_id)
                 self.end(CANCELLED, ErrorKind.CLIENT_GONE)
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
+            except Exception:  # noqa: BLE001, S110 - never raise from a finalizer
                 pass
 
     def end(self, status: str, kind: ErrorKind | None, *, evidence: Evidence | None = None,
@@ -188,7 +191,7 @@ class Attempt:
             return self.finished
         f, ctx, route = self._factory, self.ctx, self.route
         # Release first: nothing below may leave the slot taken.
-        f.capacity.release(self._group, route.name)
+        f.capacity.release_slot(self.slot)
         latency = time.perf_counter() - self._t0
         ctx.upstream_seconds += latency
         if evidence is not None:

@@ -13,8 +13,11 @@ from service.errors import ErrorKind
 from service.gateway.attempt import CANCELLED, OK, FinishedAttempt
 from service.metering.pricing import CostSource
 from service.observability.metrics import Metrics
+from service.routing.allocation import FlatFeeAllocator
 from service.routing.estimate import Calibration
 from service.routing.health import HealthBoard
+from service.routing.planner import capacity_group
+from service.routing.quotes import QuoteAccuracy
 
 log = structlog.get_logger("switchyard.upstream")
 
@@ -37,7 +40,7 @@ class HealthObserver:
     def attempt_ended(self, f: FinishedAttempt) -> None:
         name = f.route.name
         if f.status == OK:
-            self.health.success(name, latency=f.latency, ttft=f.ttft)
+            self.health.success(name, latency=f.latency, ttft=f.ttft, output_tokens=f.event.completion_tokens)
         elif f.status == CANCELLED or f.kind is None or f.kind in _NEUTRAL_KINDS:
             self.health.neutral(name)
         else:
@@ -92,3 +95,31 @@ class CalibrationObserver:
         if f.status == OK and e.prompt_tokens and not e.estimated:
             self.calibration.observe(f.route.model, f.base_prompt_tokens, e.prompt_tokens, e.completion_tokens,
                                      tenant=f.tenant_key)
+
+
+class AllocatorObserver:
+    """Times every flat-fee call for the allocator: how long a call holds its slot decides the
+    price of a slot-second (service.routing.allocation)."""
+
+    def __init__(self, allocators: dict[str, FlatFeeAllocator]) -> None:
+        self.allocators = allocators
+
+    def attempt_ended(self, f: FinishedAttempt) -> None:
+        if f.route.pricing.kind != "flat" or f.status != OK:
+            return
+        allocator = self.allocators.get(capacity_group(f.route))
+        if allocator is not None:
+            allocator.observe_call(f.event.prompt_tokens, f.event.completion_tokens, f.latency, f.route.name)
+
+
+class QuoteObserver:
+    """Records each quoted call's quote beside what the marketplace then charged, so ranking leans
+    on quotes only as far as they have proved accurate (service.routing.quotes)."""
+
+    def __init__(self, accuracy: QuoteAccuracy) -> None:
+        self.accuracy = accuracy
+
+    def attempt_ended(self, f: FinishedAttempt) -> None:
+        quote = f.candidate.quote
+        if quote is not None and f.status == OK and f.cost.source in (CostSource.ENVELOPE, CostSource.RECEIPT):
+            self.accuracy.observe(f.route.name, quote, f.cost.provider_usd)

@@ -88,7 +88,7 @@ class Metrics:
         self.quote_seconds = Histogram(
             "switchyard_quote_seconds",
             "Time spent getting Orthogonal quotes (dry runs) while planning a request.",
-            buckets=OVERHEAD_BUCKETS + (2.5, 5.0),
+            buckets=(*OVERHEAD_BUCKETS, 2.5, 5.0),
             registry=r,
         )
         self.attempts = Counter(
@@ -195,6 +195,33 @@ class Metrics:
         self.cost_drift_under = Counter(
             "switchyard_cost_drift_under_usd_total",
             "USD a marketplace charged below the computed cost, where its own charge is known.",
+            ["front_end"],
+            registry=r,
+        )
+        self.flat_fee_price = Gauge(
+            "switchyard_flat_fee_price_usd",
+            "The current shadow price of a flat-fee call: per call (rate limit) and per second a call holds "
+            "a slot (concurrency); a request takes the flat fee only when it saves more.",
+            ["group", "kind"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.flat_fee_decisions = Counter(
+            "switchyard_flat_fee_decisions_total",
+            "Requests that wanted a flat-fee call: admitted to it, or held back for bigger savings.",
+            ["group", "decision"],
+            registry=r,
+        )
+        self.capacity_slots = Gauge(
+            "switchyard_capacity_slots",
+            "Marketplace capacity by group: slots in use and the concurrency limit, over all its keys.",
+            ["group", "state"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.capacity_refusals = Counter(
+            "switchyard_capacity_refusals_total",
+            "Routes a request could not use because their marketplace was at its rate or concurrency limit.",
             ["front_end"],
             registry=r,
         )

@@ -100,11 +100,12 @@ class ChunkStream(Protocol):
 class Adapter(Protocol):
     front_end: str
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
-        """Call the upstream without streaming; raise UpstreamError on any failure."""
+    async def complete(self, route: Route, body: dict[str, Any], *, key: int = 0) -> Completion:
+        """Call the upstream without streaming; raise UpstreamError on any failure. `key` is which
+        of the front end's API keys the call's capacity slot came from (a pool, e.g. xpay's)."""
         ...
 
-    async def stream(self, route: Route, body: dict[str, Any]) -> ChunkStream:
+    async def stream(self, route: Route, body: dict[str, Any], *, key: int = 0) -> ChunkStream:
         """Open a streamed call. Raises UpstreamError if it fails before the first chunk."""
         ...
 

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -19,6 +19,11 @@ from service.errors import ErrorKind, UpstreamError
 from service.settings import Timeouts
 from service.upstreams.base import Completion, Evidence, Usage
 from service.upstreams.errors_map import from_status
+
+if TYPE_CHECKING:
+    # What ClientSession.post returns (awaitable, or an async context manager); aiohttp names it
+    # only privately.
+    from aiohttp.client import _RequestContextManager
 
 # Fields of the gateway's own request extensions, never sent upstream.
 GATEWAY_ONLY_FIELDS = ("provider", "models")
@@ -41,7 +46,7 @@ def upstream_body(route: Route, body: dict[str, Any], *, stream: bool) -> dict[s
 
 
 @asynccontextmanager
-async def _transport_errors(limit: float, what: str):
+async def _transport_errors(limit: float, what: str) -> AsyncIterator[None]:
     """A deadline, and transport failures mapped to the taxonomy: no connection is CONNECT, a
     read that timed out is TIMEOUT, an answer that broke after it started is PROTOCOL."""
     try:
@@ -73,11 +78,10 @@ class BasetenAdapter:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.first_byte)
         self._timeouts = timeouts
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+    async def complete(self, route: Route, body: dict[str, Any], *, key: int = 0) -> Completion:
         payload = orjson.dumps(upstream_body(route, body, stream=False))
-        async with _transport_errors(self._timeouts.total, "no answer"):
-            async with self._post(payload) as response:
-                content = await response.read()
+        async with _transport_errors(self._timeouts.total, "no answer"), self._post(payload) as response:
+            content = await response.read()
         request_id = response.headers.get("x-baseten-request-id")
         if response.status != 200:
             err = from_status(response.status, content, response.headers)
@@ -95,7 +99,7 @@ class BasetenAdapter:
             evidence.finish_reason = choices[0].get("finish_reason")
         return Completion(body=data, evidence=evidence)
 
-    async def stream(self, route: Route, body: dict[str, Any]) -> BasetenStream:
+    async def stream(self, route: Route, body: dict[str, Any], *, key: int = 0) -> BasetenStream:
         payload = orjson.dumps(upstream_body(route, body, stream=True))
         deadline = time.monotonic() + self._timeouts.total
         async with _transport_errors(self._timeouts.first_byte, "no first byte"):
@@ -116,7 +120,7 @@ class BasetenAdapter:
         await stream.prime()
         return stream
 
-    def _post(self, payload: bytes):
+    def _post(self, payload: bytes) -> _RequestContextManager:
         return self._session.post(self._url, data=payload, headers=self._headers, timeout=self._timeout,
                                   allow_redirects=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -41,11 +42,11 @@ def error_message(body: bytes) -> tuple[str, str | None]:
     return str(data)[:500], None
 
 
-def _code(value: Any) -> str | None:
+def _code(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def retry_after_seconds(headers: Any) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     value = headers.get("retry-after") if headers is not None else None
     if not value:
         return None
@@ -55,7 +56,7 @@ def retry_after_seconds(headers: Any) -> float | None:
         return None
 
 
-def from_status(status: int, body: bytes, headers: Any = None) -> UpstreamError:
+def from_status(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> UpstreamError:
     message, code = error_message(body)
     kind = _STATUS_KINDS.get(status)
     if kind is None:

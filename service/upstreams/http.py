@@ -34,7 +34,8 @@ def create_http_client(timeouts: Timeouts, *, transport: AiohttpTransport | None
         transport=transport or create_transport(max_connections=max_connections),
         # read applies between received chunks; first byte and whole-call limits are enforced
         # by the adapters with asyncio deadlines, which httpx's per-read timeout cannot express.
-        timeout=httpx.Timeout(connect=timeouts.connect, read=timeouts.first_byte, write=timeouts.connect, pool=timeouts.connect),
+        timeout=httpx.Timeout(connect=timeouts.connect, read=timeouts.first_byte, write=timeouts.connect,
+                              pool=timeouts.connect),
         follow_redirects=False,
         trust_env=False,
     )

@@ -11,6 +11,7 @@ The server URL may carry the API key (`?key=`): it is never put in an exception 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -174,10 +175,8 @@ class McpClient:
         self._initialized = False
         if session_id is None:
             return
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             await self._http.delete(self._url, headers=self._headers(session_id), timeout=self._connect_timeout)
-        except httpx.HTTPError:
-            pass
 
     async def _ensure_session(self, timeout: float) -> int:
         if self._initialized:

@@ -141,7 +141,7 @@ class OrthogonalAdapter:
         """The balance from the last `fetch_balance()`, None before any."""
         return self._balance
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+    async def complete(self, route: Route, body: dict[str, Any], *, key: int = 0) -> Completion:
         payload = self._envelope(route, body)
         status, headers, envelope = await self._post(payload, self._timeouts.total)
         if not (200 <= status < 300) or not isinstance(envelope, dict) or envelope.get("success") is False:
@@ -167,7 +167,7 @@ class OrthogonalAdapter:
         read_envelope_price(envelope, evidence)
         return Completion(body=data, evidence=evidence)
 
-    async def stream(self, route: Route, body: dict[str, Any]) -> ListChunkStream:
+    async def stream(self, route: Route, body: dict[str, Any], *, key: int = 0) -> ListChunkStream:
         completion = await self.complete(route, body)
         return ListChunkStream(chunks_from_completion(completion.body), completion.evidence)
 
@@ -256,7 +256,8 @@ class OrthogonalAdapter:
             envelope = None
         if envelope is None and 200 <= response.status_code < 300:
             raise UpstreamError(
-                ErrorKind.PROTOCOL, "Orthogonal answered with a body that is not JSON", upstream_status=response.status_code
+                ErrorKind.PROTOCOL, "Orthogonal answered with a body that is not JSON",
+                upstream_status=response.status_code,
             )
         return response.status_code, response.headers, envelope
 
@@ -313,8 +314,9 @@ def _error_message(env: dict[str, Any]) -> str:
                 return str(text)
         elif isinstance(inner, str) and inner:
             return inner
-        if isinstance(data.get("message"), str) and data["message"]:
-            return data["message"]
+        message = data.get("message")
+        if isinstance(message, str) and message:
+            return message
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
             return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:5])

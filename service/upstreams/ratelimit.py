@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Self
 
 
 class Permit:
@@ -26,7 +27,7 @@ class Permit:
             self._released = True
             self._limiter._in_flight -= 1
 
-    def __enter__(self) -> Permit:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

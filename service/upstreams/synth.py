@@ -69,18 +69,19 @@ def chunks_from_completion(body: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(choice, dict):
             continue
         index = choice.get("index", position)
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        raw_message = choice.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
         role = message.get("role") or "assistant"
         chunks.append(chunk({"index": index, "delta": {"role": role}, "finish_reason": None}))
         for key in ("reasoning_content", "reasoning"):
             text = message.get(key)
             if isinstance(text, str) and text:
-                for piece in split_text(text):
-                    chunks.append(chunk({"index": index, "delta": {key: piece}, "finish_reason": None}))
+                chunks.extend(chunk({"index": index, "delta": {key: piece}, "finish_reason": None})
+                              for piece in split_text(text))
         content = message.get("content")
         if isinstance(content, str) and content:
-            for piece in split_text(content):
-                chunks.append(chunk({"index": index, "delta": {"content": piece}, "finish_reason": None}))
+            chunks.extend(chunk({"index": index, "delta": {"content": piece}, "finish_reason": None})
+                          for piece in split_text(content))
         refusal = message.get("refusal")
         if isinstance(refusal, str) and refusal:
             chunks.append(chunk({"index": index, "delta": {"refusal": refusal}, "finish_reason": None}))
@@ -88,7 +89,8 @@ def chunks_from_completion(body: dict[str, Any]) -> list[dict[str, Any]]:
         for call_index, call in enumerate(tool_calls if isinstance(tool_calls, list) else []):
             if not isinstance(call, dict):
                 continue
-            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            raw_function = call.get("function")
+            function: dict[str, Any] = raw_function if isinstance(raw_function, dict) else {}
             head = {
                 "index": call_index,
                 "id": call.get("id"),

@@ -58,7 +58,19 @@ class _Resolved:
     expires: float
 
 
+@dataclass(slots=True)
+class _Channel:
+    """One xpay API key: its MCP session, its own call limits, its own prepaid balance."""
+
+    mcp: McpClient
+    limiter: ClientRateLimiter
+    balance: Decimal | None = None
+
+
 class XpayAdapter:
+    """xpay behind one key or a pool of keys (XPAY_API_KEYS): the capacity board decides which key
+    a call's slot came from, and the call goes out on that key."""
+
     front_end = "xpay"
 
     def __init__(
@@ -73,51 +85,55 @@ class XpayAdapter:
         tool: str = TOOL,
         schema_ttl: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        more_keys: tuple[tuple[str, int | None, int | None], ...] = (),
     ) -> None:
         self._timeouts = timeouts
-        self._mcp = McpClient(
-            http,
-            _with_key(url, api_key),
-            timeout=timeouts.total,
-            connect_timeout=timeouts.connect,
-        )
-        self.limiter = ClientRateLimiter(rpm, concurrency, clock=clock)
+        self._channels = [
+            _Channel(McpClient(http, _with_key(url, key), timeout=timeouts.total, connect_timeout=timeouts.connect),
+                     ClientRateLimiter(key_rpm, key_concurrency, clock=clock))
+            for key, key_rpm, key_concurrency in ((api_key, rpm, concurrency), *more_keys)
+        ]
+        self.limiter = self._channels[0].limiter
         self._tool = tool
         self._schema_ttl = schema_ttl
         self._clock = clock
         self._resolved: _Resolved | None = None
-        self._balance: Decimal | None = None
 
     @classmethod
     def from_settings(cls, http: httpx.AsyncClient, settings: Settings) -> XpayAdapter:
-        if not settings.xpay_api_key:
-            raise ValueError("XPAY_API_KEY is not set")
+        keys = settings.xpay_keys()
+        if not keys:
+            raise ValueError("XPAY_API_KEY (or XPAY_API_KEYS) is not set")
+        first, *rest = keys
         return cls(
             http,
             settings.xpay_mcp_url,
-            settings.xpay_api_key,
-            rpm=settings.xpay_rpm,
-            concurrency=settings.xpay_concurrency,
+            first.key,
+            rpm=first.rpm,
+            concurrency=first.concurrency,
             timeouts=settings.timeouts,
+            more_keys=tuple((k.key, k.rpm, k.concurrency) for k in rest),
         )
 
     @property
     def balance(self) -> Decimal | None:
-        """The prepaid balance from the latest receipt (or balance check), None before any."""
-        return self._balance
+        """The prepaid balance across the keys, from their latest receipts or checks; None before any."""
+        known = [c.balance for c in self._channels if c.balance is not None]
+        return sum(known, Decimal(0)) if known else None
 
     @property
     def mcp(self) -> McpClient:
-        return self._mcp
+        return self._channels[0].mcp
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+    async def complete(self, route: Route, body: dict[str, Any], *, key: int = 0) -> Completion:
+        channel = self._channels[key % len(self._channels)]
         resolved = await self._resolve()
         arguments = {"tool": resolved.tool, "input": encode_input(route, body, resolved.schema)}
-        result = await self._call("xpay_run", arguments, self._timeouts.total)
+        result = await self._call(channel, "xpay_run", arguments, self._timeouts.total)
         texts = tool_texts(result)
         joined, receipt = split_receipt("\n".join(texts))
         if receipt is not None:
-            self._balance = receipt.balance
+            channel.balance = receipt.balance
         if result.get("isError"):
             error = error_from_text(joined)
             if error.kind is ErrorKind.PROTOCOL and "not found" in error.message.lower():
@@ -147,26 +163,29 @@ class XpayAdapter:
         )
         return Completion(body=upstream, evidence=evidence)
 
-    async def stream(self, route: Route, body: dict[str, Any]) -> ListChunkStream:
-        completion = await self.complete(route, body)
+    async def stream(self, route: Route, body: dict[str, Any], *, key: int = 0) -> ListChunkStream:
+        completion = await self.complete(route, body, key=key)
         return ListChunkStream(chunks_from_completion(completion.body), completion.evidence)
 
     async def fetch_balance(self) -> Decimal | None:
-        """Ask xpay_balance; keep and return the balance, or the last known one if it cannot be read."""
-        try:
-            result = await self._call("xpay_balance", {}, self._timeouts.first_byte)
-        except UpstreamError:
-            return self._balance
-        text, receipt = split_receipt("\n".join(tool_texts(result)))
-        balance = parse_balance_text(text)
-        if balance is None and receipt is not None:
-            balance = receipt.balance
-        if balance is not None and not result.get("isError"):
-            self._balance = balance
-        return self._balance
+        """Ask xpay_balance on every key; the sum of what is known (a key that cannot be read keeps
+        its last known balance)."""
+        for channel in self._channels:
+            try:
+                result = await self._call(channel, "xpay_balance", {}, self._timeouts.first_byte)
+            except UpstreamError:
+                continue
+            text, receipt = split_receipt("\n".join(tool_texts(result)))
+            balance = parse_balance_text(text)
+            if balance is None and receipt is not None:
+                balance = receipt.balance
+            if balance is not None and not result.get("isError"):
+                channel.balance = balance
+        return self.balance
 
     async def aclose(self) -> None:
-        await self._mcp.aclose()
+        for channel in self._channels:
+            await channel.mcp.aclose()
 
     async def _resolve(self) -> _Resolved:
         """The tool name xpay accepts and its input schema, asked once and cached.
@@ -180,7 +199,8 @@ class XpayAdapter:
         bare = self._tool.removeprefix(PROVIDER_PREFIX)
         candidates = [self._tool, bare if self._tool.startswith(PROVIDER_PREFIX) else PROVIDER_PREFIX + bare]
         for name in candidates:
-            result = await self._call("xpay_details", {"tool": name}, self._timeouts.first_byte)
+            # The tool and its schema are xpay's, not a key's: the first key asks.
+            result = await self._call(self._channels[0], "xpay_details", {"tool": name}, self._timeouts.first_byte)
             text, _ = split_receipt("\n".join(tool_texts(result)))
             if result.get("isError"):
                 error = error_from_text(text)
@@ -195,22 +215,23 @@ class XpayAdapter:
             return self._resolved
         raise UpstreamError(ErrorKind.PROTOCOL, f"xpay does not know the tool {self._tool!r}")
 
-    async def _call(self, tool: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
-        permit = self._admit()
+    async def _call(self, channel: _Channel, tool: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+        permit = self._admit(channel)
         try:
-            return await self._mcp.call_tool(tool, arguments, timeout=timeout)
+            return await channel.mcp.call_tool(tool, arguments, timeout=timeout)
         except McpError as exc:
             raise map_mcp_error(exc) from None
         finally:
             permit.release()
 
-    def _admit(self) -> Permit:
-        permit = self.limiter.try_acquire()
+    @staticmethod
+    def _admit(channel: _Channel) -> Permit:
+        permit = channel.limiter.try_acquire()
         if permit is None:
             raise UpstreamError(
                 ErrorKind.RATE_LIMITED,
                 "xpay call limit reached on this gateway (requests per minute or concurrent calls)",
-                retry_after=self.limiter.retry_after(),
+                retry_after=channel.limiter.retry_after(),
             )
         return permit
 

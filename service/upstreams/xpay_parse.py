@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from service.errors import ErrorKind, UpstreamError
 
@@ -71,9 +71,8 @@ def _decimal(text: str, negative: bool = False) -> Decimal:
 
 def split_receipt(text: str) -> tuple[str, Receipt | None]:
     """Take xpay's billing receipt (the last one) out of a tool's text; return the rest and the receipt."""
-    last = None
-    for last in RECEIPT_RE.finditer(text):
-        pass
+    receipts = list(RECEIPT_RE.finditer(text))
+    last = receipts[-1] if receipts else None
     if last is None:
         return text.strip(), None
     receipt = Receipt(
@@ -152,7 +151,13 @@ def parse_balance_text(text: str) -> Decimal | None:
     return _decimal(match.group(3), bool(match.group(1) or match.group(2))) if match else None
 
 
-def error_from_text(text: str, default: ErrorKind | None = ErrorKind.UPSTREAM_SERVER) -> Any:
+@overload
+def error_from_text(text: str, default: ErrorKind = ...) -> UpstreamError: ...
+@overload
+def error_from_text(text: str, default: None) -> UpstreamError | None: ...
+
+
+def error_from_text(text: str, default: ErrorKind | None = ErrorKind.UPSTREAM_SERVER) -> UpstreamError | None:
     """Map an xpay error text (`INSUFFICIENT_BALANCE: ...`, `UPSTREAM_ERROR: <body>`, ...) to an
     UpstreamError; with default=None, return None when the text names no known failure."""
     match = _CODE_RE.search(text)
