@@ -10,18 +10,20 @@ import structlog
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 
-from service.api.admin import ADMIN_HANDLERS
+from service.api.admin_alerts import ALERT_HANDLERS
+from service.api.admin_routes import ADMIN_HANDLERS
 from service.api.allow import options_middleware
 from service.api.chat import chat_completions, quote
-from service.api.inbound_asgi import inbound_fast_path
-from service.api.messages import count_tokens, create_message
-from service.api.responses import create_response, get_response, remove_response
 from service.api.common import error_response
 from service.api.health import healthz, metrics, readyz, root, root_head
+from service.api.inbound_asgi import inbound_fast_path
+from service.api.messages import count_tokens, create_message
 from service.api.models import list_models, retrieve_model
 from service.api.openapi import openapi_json, openapi_root
+from service.api.responses import create_response, get_response, remove_response
 from service.api.usage import USAGE_HANDLERS
 from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
+from service.console import CONSOLE_HANDLERS
 from service.errors import GatewayError
 from service.observability.logging import configure_logging
 from service.runtime import Runtime
@@ -130,9 +132,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
 
     app = Litestar(
         route_handlers=[chat_completions, quote, create_message, count_tokens, create_response, get_response,
-                        remove_response, list_models,
-                        retrieve_model, healthz, readyz, metrics, root, root_head, openapi_json, openapi_root,
-                        *ADMIN_HANDLERS, *USAGE_HANDLERS],
+                        remove_response, list_models, retrieve_model, healthz, readyz, metrics, root, root_head,
+                        openapi_json, openapi_root, *ADMIN_HANDLERS, *ALERT_HANDLERS, *USAGE_HANDLERS,
+                        *CONSOLE_HANDLERS],
         lifespan=[lifespan],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, BodyTimeout: _body_timeout,
                             Exception: _unexpected},

@@ -1,28 +1,40 @@
-"""The `switchyard` command: serve, demo, migrate, tenants, keys."""
+"""The `switchyard` command: serve, demo, migrate, tenants, keys, catalog (and the admin commands
+in service.cli_admin)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
-from service.settings import SettingsError, load_settings
+import asyncpg
+
+from service.db.embedded import EmbeddedPostgres
+from service.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _die(message: str) -> None:
+def _die(message: str) -> NoReturn:
     print(f"switchyard: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
-def resolve_database(data_dir: Path) -> tuple[str, object | None]:
-    """DATABASE_URL, or an embedded Postgres started (and migrated) in the data directory."""
+def resolve_database(data_dir: Path) -> tuple[str, EmbeddedPostgres | None]:
+    """DATABASE_URL, or an embedded Postgres started (and migrated) in the data directory.
+
+    For `serve` and `demo`, which own their server for as long as they run."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url, None
-    from service.db.embedded import EmbeddedPostgres
     from service.db.migrate import upgrade_to_head
 
     embedded = EmbeddedPostgres(data_dir)
@@ -30,6 +42,14 @@ def resolve_database(data_dir: Path) -> tuple[str, object | None]:
     upgrade_to_head(url)
     os.environ["DATABASE_URL"] = url
     return url, embedded
+
+
+def run_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run an admin command's work on one connection to the database it should use."""
+    from service.cli_database import run_with_connection
+
+    settings = _settings()
+    return run_with_connection(work, settings.database_url, settings.data_dir)
 
 
 def serve_forever(host: str, port: int, workers: int) -> None:
@@ -65,7 +85,7 @@ def serve_forever(host: str, port: int, workers: int) -> None:
     ).serve()
 
 
-def cmd_serve(args) -> None:
+def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
     _, embedded = resolve_database(settings.data_dir)
     try:
@@ -75,46 +95,52 @@ def cmd_serve(args) -> None:
             embedded.stop()
 
 
-def cmd_migrate(args) -> None:
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from service.cli_database import open_database
     from service.db.migrate import upgrade_to_head
+    from service.db.reader_role import PASSWORD_ENV, READER_ROLE, ReaderPasswordError, check_password
 
     settings = _settings()
-    if settings.database_url is None:
-        _, embedded = resolve_database(settings.data_dir)
-        embedded.stop()
-        print("migrated the embedded database")
-        return
-    upgrade_to_head(settings.database_url)
+    password = os.environ.get(PASSWORD_ENV) or None
+    if password is not None:
+        try:
+            check_password(password)
+        except ReaderPasswordError as err:
+            _die(str(err))
+    # The embedded database is migrated as it is opened; DATABASE_URL's here.
+    database = open_database(settings.database_url, settings.data_dir, always_migrate=True)
+    try:
+        if settings.database_url is not None:
+            upgrade_to_head(database.url)
+        if password is not None:
+            asyncio.run(_apply_reader_password(database.url, password))
+    finally:
+        database.close()
     print("database is at the latest migration")
+    if password is not None:
+        print(f"{READER_ROLE} (Grafana's read-only role) logs in with the password in {PASSWORD_ENV}")
 
 
-def cmd_demo(args) -> None:
+async def _apply_reader_password(url: str, password: str) -> None:
+    from service.db.reader_role import set_reader_password
+
+    conn = await asyncpg.connect(url)
+    try:
+        await set_reader_password(conn, password)
+    finally:
+        await conn.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
     from service.demo import run_demo
 
     run_demo(args.host, args.port)
 
 
-async def _with_pool(fn):
-    import asyncpg
-
-    settings = _settings()
-    url = settings.database_url
-    embedded = None
-    if url is None:
-        url, embedded = resolve_database(settings.data_dir)
-    conn = await asyncpg.connect(url)
-    try:
-        return await fn(conn)
-    finally:
-        await conn.close()
-        if embedded is not None:
-            embedded.stop()
-
-
-def cmd_tenants(args) -> None:
+def cmd_tenants(args: argparse.Namespace) -> None:
     from service.auth import tenants
 
-    async def run(conn):
+    async def run(conn: asyncpg.Connection) -> None:
         if args.action == "create":
             markup = _decimal(args.markup)
             allowed = args.allowed_models.split(",") if args.allowed_models else None
@@ -124,14 +150,14 @@ def cmd_tenants(args) -> None:
             for t in await tenants.list_tenants(conn):
                 print(f"{t.id}  {t.name}  {t.status}  markup={t.markup}")
 
-    asyncio.run(_with_pool(run))
+    run_db(run)
 
 
-def cmd_keys(args) -> None:
+def cmd_keys(args: argparse.Namespace) -> None:
     from service.auth import tenants
     from service.auth.cache import notify_key_changed
 
-    async def run(conn):
+    async def run(conn: asyncpg.Connection) -> None:
         if args.action == "create":
             tenant = await tenants.get_tenant(conn, args.tenant)
             if tenant is None:
@@ -148,16 +174,16 @@ def cmd_keys(args) -> None:
                 print(f"{k.prefix}…  {k.name or '-'}  created {k.created_at:%Y-%m-%d}  "
                       f"{'revoked' if k.revoked_at else 'active'}")
         else:
-            record = await tenants.revoke_key(conn, args.key)
-            if record is None:
+            revoked = await tenants.revoke_key(conn, args.key)
+            if revoked is None:
                 _die(f"no key {args.key!r}")
-            await notify_key_changed(conn, record.prefix)
-            print(f"revoked {record.prefix}…")
+            await notify_key_changed(conn, revoked.prefix)
+            print(f"revoked {revoked.prefix}…")
 
-    asyncio.run(_with_pool(run))
+    run_db(run)
 
 
-def cmd_catalog_sync(args) -> None:
+def cmd_catalog_sync(args: argparse.Namespace) -> None:
     import json
 
     import httpx
@@ -175,7 +201,7 @@ def cmd_catalog_sync(args) -> None:
         _die(f"Baseten's /v1/models answered {response.status_code}")
     listing = response.json()
 
-    async def run(conn):
+    async def run(conn: asyncpg.Connection) -> None:
         current = await sync.latest_version(conn)
         if current is None:
             current = json.loads(settings.catalog_path.read_text() if settings.catalog_path else default_catalog_text())
@@ -195,9 +221,7 @@ def cmd_catalog_sync(args) -> None:
         await notify_prices_changed(conn)
         print(f"recorded price version {version}; running gateways load it now")
 
-    from datetime import datetime
-
-    asyncio.run(_with_pool(run))
+    run_db(run)
 
 
 def _decimal(value: str) -> Decimal:
@@ -210,55 +234,77 @@ def _decimal(value: str) -> Decimal:
     return number
 
 
-def _settings():
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
         _die(str(exc))
 
 
+def version() -> str:
+    """The installed distribution's version, or the source tree's when run from a checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+
+    try:
+        return distribution_version("switchyard")
+    except PackageNotFoundError:
+        import tomllib
+
+        with (_ROOT / "pyproject.toml").open("rb") as f:
+            found: str = tomllib.load(f)["project"]["version"]
+        return found
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchyard", description="LLM cost-routing and metering gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="switchyard", description="LLM cost-routing and metering gateway",
+        epilog="Without DATABASE_URL, commands use the embedded database `switchyard demo` runs "
+               "(in $SWITCHYARD_DATA_DIR/demo, default .switchyard/demo): the running one, or "
+               "started for the command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the gateway (production server)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("demo", help="embedded Postgres + stand-in upstreams + a demo tenant and key")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
     p.set_defaults(fn=cmd_demo)
 
-    p = sub.add_parser("migrate", help="apply database migrations")
+    p = sub.add_parser("migrate", help="apply database migrations (and set the Grafana reader's "
+                                       "password from SWITCHYARD_GRAFANA_READER_PASSWORD)")
     p.set_defaults(fn=cmd_migrate)
 
     p = sub.add_parser("tenants", help="manage tenants")
-    tsub = p.add_subparsers(dest="action", required=True)
-    c = tsub.add_parser("create")
-    c.add_argument("name")
+    tsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = tsub.add_parser("create", help="create a tenant")
+    c.add_argument("name", help="the tenant's unique name")
     c.add_argument("--markup", default="0", help="fraction added to provider cost when billing, e.g. 0.2")
-    c.add_argument("--allowed-models", default=None, help="comma-separated model slugs")
-    tsub.add_parser("list")
+    c.add_argument("--allowed-models", default=None, help="comma-separated model slugs (default: all)")
+    tsub.add_parser("list", help="list every tenant: id, name, status, markup")
     p.set_defaults(fn=cmd_tenants)
 
     p = sub.add_parser("keys", help="manage API keys")
-    ksub = p.add_subparsers(dest="action", required=True)
-    c = ksub.add_parser("create")
+    ksub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = ksub.add_parser("create", help="create a key (printed once)")
     c.add_argument("tenant", help="tenant name or id")
-    c.add_argument("--name", default=None)
-    c.add_argument("--rpm", type=int, default=None)
-    c.add_argument("--tpm", type=int, default=None)
-    c = ksub.add_parser("list")
-    c.add_argument("tenant")
-    c = ksub.add_parser("revoke")
+    c.add_argument("--name", default=None, help="a label for the key")
+    c.add_argument("--rpm", type=int, default=None, help="requests a minute this key may make")
+    c.add_argument("--tpm", type=int, default=None, help="tokens a minute this key may use")
+    c = ksub.add_parser("list", help="a tenant's keys (prefixes only)")
+    c.add_argument("tenant", help="tenant name or id")
+    c = ksub.add_parser("revoke", help="revoke a key; running gateways refuse it at once")
     c.add_argument("key", help="key id or prefix")
     p.set_defaults(fn=cmd_keys)
 
     p = sub.add_parser("catalog", help="the model catalog and price book")
-    csub = p.add_subparsers(dest="action", required=True)
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = csub.add_parser("sync", help="merge Baseten's GET /v1/models and record a new price version")
     c.add_argument("--dry-run", action="store_true", help="show the differences, record nothing")
     c.add_argument("--effective-from", default=None, help="ISO time the new prices take effect (default: now)")
@@ -272,8 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.fn(args)
+    try:
+        args = build_parser().parse_args(argv)
+        args.fn(args)
+        # A reader that went away (`| head`) shows up here, inside the handler, rather than as
+        # an "Exception ignored" message when the interpreter flushes stdout on exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's documented recipe: point stdout at /dev/null so the flush at exit is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(128 + signal.SIGPIPE) from None  # what a shell reports for a SIGPIPE death
+    except KeyboardInterrupt:
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

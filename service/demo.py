@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from pathlib import Path
 
+import asyncpg
+
 DEMO_KEYS = {"baseten": "sim-baseten-key", "xpay": "xpay_sk_sim", "orthogonal": "orth_test_sim"}
+ADMIN_TOKEN_ENV = "SWITCHYARD_ADMIN_TOKEN"  # noqa: S105 - the variable's name
 
 
 async def _demo_key(database_url: str) -> str:
-    import asyncpg
-
     from service.auth import tenants
 
     conn = await asyncpg.connect(database_url)
@@ -23,19 +25,36 @@ async def _demo_key(database_url: str) -> str:
         await conn.close()
 
 
+def admin_token(environ: dict[str, str] | os._Environ[str]) -> tuple[str, bool]:
+    """The operator's SWITCHYARD_ADMIN_TOKEN, or a fresh one (and True) when it is unset."""
+    given = environ.get(ADMIN_TOKEN_ENV)
+    if given:
+        return given, False
+    return secrets.token_urlsafe(24), True
+
+
+def browser_host(host: str) -> str:
+    """Where a browser on this machine reaches a server bound to `host`."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - compares, binds nothing
+
+
 def run_demo(host: str, port: int) -> None:
     from service.cli import resolve_database, serve_forever
+    from service.db.embedded import demo_home
     from service.simulator.runner import start_standins
 
-    data_dir = Path(os.environ.get("SWITCHYARD_DATA_DIR", ".switchyard")) / "demo"
+    root = Path(os.environ.get("SWITCHYARD_DATA_DIR", ".switchyard"))
+    data_dir = demo_home(root)
     os.environ["SWITCHYARD_DATA_DIR"] = str(data_dir)
     os.environ.pop("DATABASE_URL", None)
+    token, generated = admin_token(os.environ)
+    os.environ[ADMIN_TOKEN_ENV] = token
     print("Starting an embedded Postgres and applying migrations…", flush=True)
     database_url, embedded = resolve_database(data_dir)
     standins = start_standins(api_keys=DEMO_KEYS)
     os.environ.update(
         BASETEN_API_KEY=DEMO_KEYS["baseten"],
-        BASETEN_BASE_URL=standins.baseten_url,
+        BASETEN_BASE_URL=standins.baseten_url or "",
         XPAY_API_KEY=DEMO_KEYS["xpay"],
         XPAY_MCP_URL=standins.xpay_url or "",
         ORTHOGONAL_API_KEY=DEMO_KEYS["orthogonal"],
@@ -44,12 +63,18 @@ def run_demo(host: str, port: int) -> None:
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
     )
     key = asyncio.run(_demo_key(database_url))
-    base = f"http://{host}:{port}/v1"
+    site = f"http://{browser_host(host)}:{port}"
+    base = f"{site}/v1"
+    token_note = ("generated for this run; set SWITCHYARD_ADMIN_TOKEN to choose it" if generated
+                  else "from SWITCHYARD_ADMIN_TOKEN")
     print(
         f"""
-Switchyard demo is starting on http://{host}:{port}
-  stand-in upstreams: Baseten {standins.baseten_url}  xpay {standins.xpay_url}  Orthogonal {standins.orthogonal_url}
+Switchyard demo is starting on {site}
+  console:            {site}/console
+  admin token:        {token}  ({token_note})
   demo tenant API key (shown once): {key}
+  stand-in upstreams: Baseten {standins.baseten_url}  xpay {standins.xpay_url}  Orthogonal {standins.orthogonal_url}
+  database:           the embedded Postgres in {data_dir.resolve()}/pgdata
 
 Try it:
   curl {base}/chat/completions \\
@@ -65,6 +90,13 @@ print()'
 
   curl {base}/quote -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "auto", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  curl {site}/admin/tenants -H "Authorization: Bearer {token}"
+
+The switchyard command uses this demo's database while it runs (from this directory, or with
+SWITCHYARD_DATA_DIR={root.resolve()}):
+  switchyard tenants list
+  switchyard usage --group-by tenant,model
 
 Press Ctrl+C to stop.
 """,

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypedDict
 
 import orjson
 
 from service.upstreams.base import Evidence
+
+
+class ErrorDetail(TypedDict):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(TypedDict):
+    """OpenAI's error envelope, as every client SDK parses it."""
+
+    error: ErrorDetail
 
 
 class ErrorKind(StrEnum):
@@ -106,14 +120,14 @@ class GatewayError(Exception):
             return {**self.headers, "x-should-retry": "false"}
         return self.headers
 
-    def body(self) -> dict:
+    def body(self) -> ErrorBody:
         return error_body(self.message, self.type, self.code, self.param)
 
     def encoded(self) -> bytes:
         return orjson.dumps(self.body())
 
 
-def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict:
+def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> ErrorBody:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
@@ -157,7 +171,7 @@ class UpstreamError(Exception):
             message = f"Upstream failure{where}: {self.message}"
         headers: dict[str, str] = {}
         if self.retry_after is not None and status in (429, 503):
-            headers["retry-after"] = str(max(1, int(round(self.retry_after))))
+            headers["retry-after"] = str(max(1, round(self.retry_after)))
         return GatewayError(status, message, type=type_, code=code, headers=headers)
 
     def stream_event(self, *, route_name: str | None = None) -> bytes:

@@ -1,4 +1,5 @@
-"""Everything long-lived a process owns: pools, adapters, routing state, the usage writer.
+"""Everything long-lived a process owns: pools, adapters, routing state, the usage writer, the
+alert delivery worker.
 
 Built in the app's lifespan (never at import) and torn down in reverse order on shutdown,
 draining the usage queue last-but-one so no row is lost. Collaborators are passed explicitly:
@@ -15,13 +16,21 @@ import asyncpg
 import httpx
 import structlog
 
+from service.alerts.delivery import AlertDispatcher
+from service.alerts.webhooks import sync_operator_webhook
 from service.auth.cache import AuthCache
 from service.catalog.loader import load_catalog, merge_overrides, parse_catalog
 from service.catalog.model import Catalog
 from service.catalog.sync import latest_version
 from service.db.pool import create_pool, ensure_partitions
 from service.gateway.attempt import AttemptFactory
-from service.gateway.observers import CalibrationObserver, HealthObserver, MetricsObserver
+from service.gateway.observers import (
+    AllocatorObserver,
+    CalibrationObserver,
+    HealthObserver,
+    MetricsObserver,
+    QuoteObserver,
+)
 from service.gateway.request import Gateway
 from service.inbound.responses_store import purge_expired
 from service.metering.admission import Admitter
@@ -31,8 +40,11 @@ from service.metering.pricing import CentsUnit, PriceBook
 from service.metering.quota import QuotaLeaser
 from service.observability.logging import flush_logs
 from service.observability.metrics import Metrics
-from service.routing.capacity import CapacityBoard
+from service.routing.capacity import CapacityBoard, KeyLimits
+from service.routing.allocation import FlatFeeAllocator
 from service.routing.estimate import Calibration
+from service.routing.priors import load_output_priors, seed_calibration
+from service.routing.quotes import QuoteAccuracy
 from service.routing.health import BreakerConfig, HealthBoard
 from service.routing.state import RoutingState
 from service.settings import Settings
@@ -61,11 +73,18 @@ class Runtime:
                                                 cooldown_seconds=settings.breaker_cooldown_seconds))
         self.health.on_change = lambda route, state: self.metrics.circuit_state.labels(route).set(state)
         self.capacity = CapacityBoard()
-        self.capacity.configure("xpay", settings.xpay_rpm, settings.xpay_concurrency)
+        # xpay's limits bind each API key; with XPAY_API_KEYS every key is its own slot pool.
+        self.capacity.configure_pool("xpay", [KeyLimits(k.rpm, k.concurrency) for k in settings.xpay_keys()]
+                                     or [KeyLimits(settings.xpay_rpm, settings.xpay_concurrency)])
         self.calibration = Calibration()
+        # Who gets xpay's scarce flat-fee calls (service.routing.allocation), and how far Orthogonal's
+        # quotes can be trusted: learned from every call, kept across catalog swaps.
+        self.allocators = {"xpay": FlatFeeAllocator(self.capacity, "xpay")}
+        self.quote_accuracy = QuoteAccuracy()
         self.routing = RoutingState(
             catalog or load_catalog(settings.catalog_path, settings.catalog_overrides_path),
-            health=self.health, capacity=self.capacity, calibration=self.calibration)
+            health=self.health, capacity=self.capacity, calibration=self.calibration,
+            allocators=self.allocators, quote_accuracy=self.quote_accuracy)
         self.prices = PriceBook(CentsUnit(settings.orthogonal_price_cents_unit))
         self.adapters: dict[str, Adapter] = {}
         self.quoter: Quoter | None = None
@@ -80,16 +99,20 @@ class Runtime:
             flush_rows=settings.usage_flush_rows,
             flush_seconds=settings.usage_flush_seconds,
             metrics=self.metrics,
+            spike=settings.alerts.spike,
         )
+        self.alerts = AlertDispatcher(lambda: self.pool, settings.alerts)
         self.leaser = QuotaLeaser(lambda: self.pool)
         self.admitter = Admitter(self.leaser, metrics=self.metrics)
         self.attempts = AttemptFactory(
             capacity=self.capacity, prices=self.prices, ledger=self.ledger, catalog=self.routing,
-            observers=[HealthObserver(self.health), MetricsObserver(self.metrics), CalibrationObserver(self.calibration)])
+            observers=[HealthObserver(self.health), MetricsObserver(self.metrics), CalibrationObserver(self.calibration),
+                       AllocatorObserver(self.allocators), QuoteObserver(self.quote_accuracy)])
         self.gateway = Gateway(settings=settings, routing=self.routing, adapters=self.adapters, quoter=None,
                                admitter=self.admitter, attempts=self.attempts, prices=self.prices,
                                metrics=self.metrics)
         self.balances: BalanceWatcher | None = None
+        self._decisions_exported: dict[str, tuple[int, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         self.draining = False
@@ -119,6 +142,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.balances.run(), name="balances"))
         self.ledger.start()
         self.leaser.start()
+        self.alerts.start()
         self.ready = True
         log.info("started", front_ends=sorted(self.adapters), catalog_version=self.catalog.version,
                  models=len(self.catalog.models))
@@ -127,7 +151,7 @@ class Runtime:
         s = self.settings
         if s.baseten_api_key:
             self.adapters["baseten"] = BasetenAdapter(session, s.baseten_base_url, s.baseten_api_key, s.timeouts)
-        if s.xpay_api_key:
+        if s.xpay_keys():
             self.adapters["xpay"] = XpayAdapter.from_settings(http, s)
         if s.orthogonal_api_key:
             orthogonal = OrthogonalAdapter.from_settings(http, s)
@@ -135,10 +159,28 @@ class Runtime:
             self.quoter = self.gateway.quoter = orthogonal
 
     async def _connected(self, pool: asyncpg.Pool) -> None:
-        """The database answers (at start or later): partitions ahead, and the newest prices."""
+        """The database answers (at start or later): partitions ahead, the newest prices, and what the
+        ledger knows of answer lengths, so expectations do not restart from a default."""
         self.pool = pool
         await ensure_partitions(pool)
         await self._load_price_version()
+        try:
+            async with pool.acquire() as conn:
+                seed_calibration(self.calibration, await load_output_priors(conn))
+        except _DB_ERRORS as exc:
+            log.warning("output_priors_unavailable", error=type(exc).__name__)
+        await self._sync_operator_webhook()
+
+    async def _sync_operator_webhook(self) -> None:
+        """The operator's webhook from the environment, written where the outbox fans events out."""
+        alerts = self.settings.alerts
+        if alerts.operator_url is None or alerts.operator_secret is None or self.pool is None:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                await sync_operator_webhook(conn, alerts.operator_url, alerts.operator_secret)
+        except _DB_ERRORS as exc:
+            log.error("operator_webhook_sync_failed", error=type(exc).__name__)
 
     async def _load_price_version(self) -> None:
         """The newest price version `catalog sync` recorded, unless a catalog file is configured."""
@@ -203,6 +245,21 @@ class Runtime:
             except _DB_ERRORS:
                 delay = min(delay * 2, 15.0)
 
+    def observe_capacity(self) -> None:
+        """Point-in-time capacity series, read when /metrics is scraped (process-local state)."""
+        m = self.metrics
+        for group, allocator in self.allocators.items():
+            state = allocator.state()
+            m.flat_fee_price.labels(group, "per_call").set(state.per_call_usd)
+            m.flat_fee_price.labels(group, "per_second").set(state.per_second_usd)
+            seen = self._decisions_exported.get(group, (0, 0))
+            m.flat_fee_decisions.labels(group, "admitted").inc(state.admitted - seen[0])
+            m.flat_fee_decisions.labels(group, "held_back").inc(state.held_back - seen[1])
+            self._decisions_exported[group] = (state.admitted, state.held_back)
+            keys = self.capacity.keys(group)
+            m.capacity_slots.labels(group, "in_use").set(sum(k.inflight for k in keys))
+            m.capacity_slots.labels(group, "limit").set(sum(k.concurrency or 0 for k in keys))
+
     async def database_ok(self) -> bool:
         if self.pool is None:
             return False
@@ -218,6 +275,8 @@ class Runtime:
         self.ready = False
         for task in list(self._tasks):
             await cancel_and_wait(task)
+        # Events the last flushes below create wait in the outbox for the next worker, here or elsewhere.
+        await self.alerts.stop()
         await self.ledger.stop()
         await self.leaser.stop()
         await self.auth.stop()

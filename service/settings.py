@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from service.alerts.rules import DEFAULT_SPIKE, SpikeRule
 
 
 class SettingsError(ValueError):
@@ -50,10 +53,34 @@ def _bool(name: str, value: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class XpayKey:
+    """One xpay API key and the share of its limits this process may use."""
+
+    key: str = field(repr=False)
+    rpm: int | None
+    concurrency: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float = 5.0
     first_byte: float = 60.0
     total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    # The operator's webhook, when the environment names it (else the admin API may register one).
+    operator_url: str | None = None
+    operator_secret: str | None = field(default=None, repr=False)
+    # Tenants' webhooks may reach loopback, private and link-local addresses only when this is set.
+    allow_private_urls: bool = False
+    timeout_seconds: float = 10.0
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 3600.0
+    max_age_seconds: float = 86400.0
+    poll_seconds: float = 1.0
+    spike: SpikeRule = DEFAULT_SPIKE
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +115,8 @@ class Settings:
 
     xpay_rpm: int = 60
     xpay_concurrency: int = 10
+    # A pool of xpay keys (XPAY_API_KEYS), each with its own limits; empty: XPAY_API_KEY alone.
+    xpay_api_keys: tuple[XpayKey, ...] = field(default=(), repr=False)
 
     usage_queue_max: int = 100_000
     usage_flush_rows: int = 500
@@ -97,14 +126,24 @@ class Settings:
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 15.0
 
+    alerts: AlertSettings = AlertSettings()
+
     metrics_tenant_cap: int = 100
     log_level: str = "INFO"
     log_json: bool = True
 
+    def xpay_keys(self) -> tuple[XpayKey, ...]:
+        """Every xpay key this process calls with, and its limits (the capacity board's keys, in order)."""
+        if self.xpay_api_keys:
+            return self.xpay_api_keys
+        if self.xpay_api_key:
+            return (XpayKey(self.xpay_api_key, self.xpay_rpm, self.xpay_concurrency),)
+        return ()
+
     def enabled_front_ends(self) -> list[str]:
         keys = {
             "baseten": self.baseten_api_key,
-            "xpay": self.xpay_api_key,
+            "xpay": self.xpay_api_key or (self.xpay_api_keys[0].key if self.xpay_api_keys else None),
             "orthogonal": self.orthogonal_api_key,
         }
         return [name for name, key in keys.items() if key]
@@ -114,7 +153,11 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """The secrets' values, for the log redactor."""
-        return [getattr(self, name) for name in _SECRETS if getattr(self, name)]
+        values = [getattr(self, name) for name in _SECRETS if getattr(self, name)]
+        values += [k.key for k in self.xpay_api_keys]
+        if self.alerts.operator_secret:
+            values.append(self.alerts.operator_secret)
+        return values
 
 
 _SECRETS = {"admin_token", "baseten_api_key", "xpay_api_key", "orthogonal_api_key"}
@@ -189,6 +232,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     for var, name in floats.items():
         if (value := get(var)) is not None:
             kw[name] = _positive_float(var, value)
+    if (value := get("XPAY_API_KEYS")) is not None:
+        rpm, concurrency = kw.get("xpay_rpm", 60), kw.get("xpay_concurrency", 10)
+        assert isinstance(rpm, int) and isinstance(concurrency, int)
+        kw["xpay_api_keys"] = _xpay_keys(value, rpm, concurrency)
     if (value := get("ORTHOGONAL_PRICE_CENTS_UNIT")) is not None:
         if value not in ("100", "100000"):
             raise SettingsError(f"ORTHOGONAL_PRICE_CENTS_UNIT must be 100 (cents) or 100000, got {value!r}")
@@ -201,7 +248,70 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         kw["log_level"] = value.upper()
     if (value := get("LOG_JSON")) is not None:
         kw["log_json"] = _bool("LOG_JSON", value)
+    kw["alerts"] = _alert_settings(get)
     return Settings(**kw)  # type: ignore[arg-type]
+
+
+def _decimal(name: str, value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        raise SettingsError(f"{name} must be a decimal number, got {value!r}") from None
+    if not number.is_finite() or number < 0:
+        raise SettingsError(f"{name} must be a non-negative decimal number, got {value!r}")
+    return number
+
+
+def _alert_settings(get: Callable[[str], str | None]) -> AlertSettings:
+    kw: dict[str, object] = {}
+    url, secret = get("SWITCHYARD_ALERT_WEBHOOK_URL"), get("SWITCHYARD_ALERT_WEBHOOK_SECRET")
+    if url is not None:
+        _url("SWITCHYARD_ALERT_WEBHOOK_URL", url)
+        kw["operator_url"] = url  # as written: a receiver may tell `/hook` from `/hook/`
+        if secret is None or len(secret) < 16:
+            raise SettingsError("SWITCHYARD_ALERT_WEBHOOK_SECRET must be set (at least 16 characters) when"
+                                " SWITCHYARD_ALERT_WEBHOOK_URL is: it signs every delivery")
+        kw["operator_secret"] = secret
+    if (value := get("SWITCHYARD_ALERT_ALLOW_PRIVATE_URLS")) is not None:
+        kw["allow_private_urls"] = _bool("SWITCHYARD_ALERT_ALLOW_PRIVATE_URLS", value)
+    for var, name in (
+        ("SWITCHYARD_ALERT_TIMEOUT_SECONDS", "timeout_seconds"),
+        ("SWITCHYARD_ALERT_RETRY_BASE_SECONDS", "retry_base_seconds"),
+        ("SWITCHYARD_ALERT_RETRY_MAX_SECONDS", "retry_max_seconds"),
+        ("SWITCHYARD_ALERT_MAX_AGE_SECONDS", "max_age_seconds"),
+        ("SWITCHYARD_ALERT_POLL_SECONDS", "poll_seconds"),
+    ):
+        if (value := get(var)) is not None:
+            kw[name] = _positive_float(var, value)
+    spike = DEFAULT_SPIKE
+    factor, min_usd = get("SWITCHYARD_ALERT_SPIKE_FACTOR"), get("SWITCHYARD_ALERT_SPIKE_MIN_USD")
+    min_hours, window = get("SWITCHYARD_ALERT_SPIKE_MIN_HOURS"), get("SWITCHYARD_ALERT_SPIKE_WINDOW_HOURS")
+    kw["spike"] = SpikeRule(
+        factor=spike.factor if factor is None else _decimal("SWITCHYARD_ALERT_SPIKE_FACTOR", factor),
+        min_usd=spike.min_usd if min_usd is None else _decimal("SWITCHYARD_ALERT_SPIKE_MIN_USD", min_usd),
+        min_hours=(spike.min_hours if min_hours is None
+                   else _int("SWITCHYARD_ALERT_SPIKE_MIN_HOURS", min_hours, 1)),
+        window_hours=(spike.window_hours if window is None
+                      else _int("SWITCHYARD_ALERT_SPIKE_WINDOW_HOURS", window, 1)),
+    )
+    return AlertSettings(**kw)  # type: ignore[arg-type]
+
+
+def _xpay_keys(value: str, rpm: int, concurrency: int) -> tuple[XpayKey, ...]:
+    """`key[:rpm[:concurrency]]`, comma-separated: each key with this process's share of its limits
+    (XPAY_RPM and XPAY_CONCURRENCY where a key names none)."""
+    keys = []
+    for index, item in enumerate(part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        key, *limits = item.split(":")
+        if not key or len(limits) > 2:
+            raise SettingsError(f"XPAY_API_KEYS item {index + 1} must be key[:rpm[:concurrency]]")
+        numbers = [_int(f"XPAY_API_KEYS item {index + 1}", n, 1) for n in limits]
+        keys.append(XpayKey(key, numbers[0] if numbers else rpm, numbers[1] if len(numbers) > 1 else concurrency))
+    if not keys:
+        raise SettingsError("XPAY_API_KEYS names no key")
+    return tuple(keys)
 
 
 def _existing_file(name: str, value: str) -> Path:

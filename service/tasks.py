@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 
-async def cancel_and_wait(task: asyncio.Task | None) -> None:
+async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
     """Stops a background task and waits until it has finished unwinding."""
     if task is None:
         return

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
+from types import FrameType
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _held: list[int] = []
 
 
-def _hold(signum: int, _frame) -> None:
+def _hold(signum: int, _frame: FrameType | None) -> None:
     _held.append(signum)
 
 

@@ -65,7 +65,7 @@ async def quote(request: Request) -> Response:
     view = validate_chat_request(body)
     ctx = RequestContext(request_id=request.scope["state"]["request_id"], principal=principal,
                          requested_model=view.model, stream=view.stream)
-    needs, plan = await rt.gateway.plan(ctx, body, view)
+    needs, plan = await rt.gateway.plan(ctx, body, view, serving=False)
     markup = principal.markup
 
     def billed(amount: Decimal) -> Decimal:

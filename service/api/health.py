@@ -40,6 +40,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.usage_queue_depth.set(rt.ledger.depth)
+    rt.observe_capacity()
     # Given whole as a header: Litestar would append a second charset to a text/* media type.
     return Response(content=rt.metrics.exposition(), media_type="text/plain",
                     headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})

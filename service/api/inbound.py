@@ -21,6 +21,7 @@ from service.asgi import ClientGone
 from service.auth.principal import Principal
 from service.chat.validate import ChatRequestView
 from service.errors import GatewayError
+from service.gateway.attribution import read_attribution
 from service.gateway.context import RequestContext
 from service.gateway.relay import Relay, StreamEncoder
 
@@ -66,6 +67,7 @@ async def run_inbound(rt: Runtime, endpoint: Endpoint, request_id: str, headers:
         check_content_type(headers.get("content-type", ""))
         body = decode_json(await read_body())
         prepared = await endpoint.prepare(rt, principal, body)
+        attribution = read_attribution(prepared.chat, headers)
     except GatewayError as err:
         rt.gateway.rejected(request_id, err, principal.tenant_id if principal else None)
         raise
@@ -77,6 +79,7 @@ async def run_inbound(rt: Runtime, endpoint: Endpoint, request_id: str, headers:
     view = prepared.view
     ctx = RequestContext(request_id=request_id, principal=principal, requested_model=view.model,
                          stream=view.stream, api=endpoint.api)
+    attribution.apply(ctx)
     try:
         if view.stream:
             relay, out_headers = await rt.gateway.stream(ctx, prepared.chat, view, prepared.encoder(ctx))

@@ -96,12 +96,26 @@ class Offer:
         out += [_virtual_entry(self.catalog, name, members) for name, members in self.pools.items()]
         return out
 
+    def aliases(self) -> list[dict[str, str]]:
+        """The names clients may send that the catalog maps to a model or pool this tenant has."""
+        return [{"match": a.match, "to": a.to} for a in self.catalog.aliases
+                if a.to in self.pools or any(m.id == a.to for m in self.models)]
+
     def entry(self, model_id: str) -> dict[str, Any] | None:
+        resolved = self.catalog.resolve(model_id)
         for model in self.models:
-            if model.id == model_id:
-                return model_entry(self.catalog, model, self.enabled)
-        members = self.pools.get(model_id)
-        return _virtual_entry(self.catalog, model_id, members) if members else None
+            if model.id == resolved:
+                found = model_entry(self.catalog, model, self.enabled)
+                break
+        else:
+            members = self.pools.get(resolved)
+            if not members:
+                return None
+            found = _virtual_entry(self.catalog, resolved, members)
+        if resolved != model_id:
+            # An alias (Claude Code asks for Claude models): named as asked, saying what serves it.
+            found = {**found, "id": model_id, "alias_of": resolved}
+        return found
 
 
 def _offer(request: Request[Any, Any, Any], principal: Principal) -> Offer:
@@ -112,7 +126,8 @@ def _offer(request: Request[Any, Any, Any], principal: Principal) -> Offer:
 @get("/v1/models")
 async def list_models(request: Request[Any, Any, Any]) -> Response[Any]:
     offer = _offer(request, await authenticate(request))
-    return json_response({"object": "list", "data": offer.entries(), "price_version": offer.catalog.version})
+    return json_response({"object": "list", "data": offer.entries(), "aliases": offer.aliases(),
+                          "price_version": offer.catalog.version})
 
 
 @get("/v1/models/{model_id:path}")

@@ -20,8 +20,8 @@ import asyncpg
 import orjson
 import structlog
 from litestar import Request, Response, delete, get, post
-from litestar.response import Stream
 from litestar.params import FromPath
+from litestar.response import Stream
 
 from service.api.common import authenticate, bearer_key, json_response, runtime
 from service.api.inbound import Prepared, serve_with_litestar

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -34,6 +35,6 @@ def check_admin_token(configured: str | None, authorization: str | None) -> None
                            code="invalid_admin_token")
 
 
-def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     settings = connection.app.state.runtime.settings
     check_admin_token(settings.admin_token, connection.headers.get("authorization"))

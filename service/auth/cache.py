@@ -1,10 +1,15 @@
 """Authentication without a database round trip per request, and revocation effective at once.
 
 Keys found once are cached by prefix (hash and principal). Every process listens on a Postgres
-channel; revoking a key or changing a tenant sends a notification that evicts the entry on all
-of them. A short TTL bounds staleness should a notification ever be missed; on (re)connecting
-the listener the cache is cleared, since notifications may have been missed meanwhile. While
-the database is unreachable, known keys keep working (nothing can be revoked then).
+channel; revoking, rotating or changing a key, changing a tenant or a project sends a notification
+that evicts the entries on all of them. A short TTL bounds staleness should a notification ever be
+missed; on (re)connecting the listener the cache is cleared, since notifications may have been
+missed meanwhile. While the database is unreachable, known keys keep working (nothing can be
+revoked then). Expiry needs no notification: a principal carries when its secret stops working
+(the key's expiry, or a rotated-out secret's grace end) and every authentication checks it.
+
+A rotated key has two secrets for a while, each with its own prefix: both find the same key row
+(same id, limits, budgets and attribution), so a client can switch secrets without a gap.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -26,26 +33,51 @@ from service.tasks import cancel_and_wait
 log = structlog.get_logger("switchyard.auth")
 
 CHANNEL = "switchyard_auth"
-# The key, its tenant and every budget that binds it, in one round trip: budgets changed by the
-# admin API or CLI announce the tenant, which evicts these entries everywhere.
+# The key (by either secret's prefix), its tenant and project, and every budget that binds it --
+# the tenant's, the project's, the key's -- in one round trip. Budgets changed by the admin API or
+# CLI announce the tenant, which evicts these entries everywhere.
 _LOOKUP = """
-SELECT k.id AS key_id, k.prefix, k.key_hash, k.rpm_limit, k.tpm_limit, k.revoked_at, k.project_id,
+SELECT k.id AS key_id, k.prefix, k.key_hash, k.previous_prefix, k.previous_key_hash, k.previous_expires_at,
+       k.expires_at, k.rpm_limit, k.tpm_limit, k.revoked_at, k.project_id, k.allowed_models AS key_models,
+       p.allowed_models AS project_models,
        t.id AS tenant_id, t.name, t.status, t.markup, t.allowed_models, t.denied_front_ends,
-       COALESCE((SELECT json_agg(json_build_object('id', b.id, 'key_id', b.key_id, 'period', b.period,
+       COALESCE((SELECT json_agg(json_build_object('id', b.id, 'key_id', b.key_id, 'project_id', b.project_id,
+                                                   'period', b.period, 'window_hours', b.window_hours,
                                                    'limit', b.limit_usd::text, 'hard', b.hard))
-                 FROM budgets b WHERE b.tenant_id = t.id AND (b.key_id IS NULL OR b.key_id = k.id)),
+                 FROM budgets b WHERE b.tenant_id = t.id
+                   AND ((b.key_id IS NULL AND b.project_id IS NULL) OR b.key_id = k.id
+                        OR b.project_id = k.project_id)),
                 '[]') AS budgets
-FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-WHERE k.prefix = $1
+FROM api_keys k JOIN tenants t ON t.id = k.tenant_id LEFT JOIN projects p ON p.id = k.project_id
+WHERE k.prefix = $1 OR k.previous_prefix = $1
+LIMIT 1
 """
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
 
 
 def _budget_rules(raw: str) -> tuple[BudgetRule, ...]:
     return tuple(
-        BudgetRule(uuid.UUID(b["id"]), uuid.UUID(b["key_id"]) if b["key_id"] else None, b["period"],
-                   Decimal(b["limit"]), bool(b["hard"]))
+        BudgetRule(uuid.UUID(b["id"]), _uuid(b["key_id"]), b["period"], Decimal(b["limit"]), bool(b["hard"]),
+                   project_id=_uuid(b["project_id"]), window_hours=b["window_hours"])
         for b in orjson.loads(raw)
     )
+
+
+def allowed_models(*lists: list[str] | None) -> frozenset[str] | None:
+    """What every allow-list permits (None lists allow anything); None when none restricts."""
+    allowed: frozenset[str] | None = None
+    for models in lists:
+        if models is not None:
+            allowed = frozenset(models) if allowed is None else allowed & frozenset(models)
+    return allowed
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
 
 
 class AuthUnavailable(Exception):
@@ -60,17 +92,24 @@ async def notify_tenant_changed(conn, tenant_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"tenant:{tenant_id}")
 
 
+async def notify_project_changed(conn, project_id: uuid.UUID) -> None:
+    """A project's policy changed: every process reloads the keys in it."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"project:{project_id}")
+
+
 async def notify_prices_changed(conn) -> None:
     """A new price version: every gateway reloads it at once (see Runtime)."""
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, "prices")
 
 
 class AuthCache:
-    def __init__(self, pool_getter, *, ttl: float = 30.0, negative_ttl: float = 5.0, clock=time.monotonic) -> None:
+    def __init__(self, pool_getter, *, ttl: float = 30.0, negative_ttl: float = 5.0, clock=time.monotonic,
+                 wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._pool_getter = pool_getter
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._clock = clock
+        self._wall_clock = wall_clock
         self._entries: dict[str, tuple[bytes, Principal, float]] = {}
         self._missing: dict[str, float] = {}
         self._listener: asyncpg.Connection | None = None
@@ -100,6 +139,8 @@ class AuthCache:
             if entry is None:
                 return None
         stored_hash, principal, _ = entry
+        if principal.expires_at is not None and principal.expires_at <= self._wall_clock():
+            return None
         return principal if matches(key, stored_hash) else None
 
     async def _load(self, prefix: str, now: float):
@@ -107,27 +148,34 @@ class AuthCache:
         if pool is None:
             raise AuthUnavailable("no database connection")
         row = await fetchrow_bounded(pool, _LOOKUP, prefix)
-        if row is None or row["revoked_at"] is not None or row["status"] != "active":
+        stored_hash, expires_at = b"", None
+        if row is not None and row["prefix"] == prefix:
+            stored_hash, expires_at = row["key_hash"], row["expires_at"]
+        elif row is not None:
+            # The secret a rotation replaced: good until its grace period ends.
+            stored_hash, expires_at = row["previous_key_hash"], _earliest(row["expires_at"], row["previous_expires_at"])
+        if (row is None or row["revoked_at"] is not None or row["status"] != "active"
+                or (expires_at is not None and expires_at <= self._wall_clock())):
             self._missing[prefix] = now + self._negative_ttl
             self._entries.pop(prefix, None)
             if len(self._missing) > 10_000:
                 self._missing = {p: t for p, t in self._missing.items() if t > now}
             return None
-        allowed = row["allowed_models"]
         principal = Principal(
             tenant_id=row["tenant_id"],
             tenant_name=row["name"],
             key_id=row["key_id"],
-            key_prefix=row["prefix"],
+            key_prefix=prefix,
             markup=row["markup"],
-            allowed_models=frozenset(allowed) if allowed is not None else None,
+            allowed_models=allowed_models(row["allowed_models"], row["project_models"], row["key_models"]),
             denied_front_ends=frozenset(row["denied_front_ends"] or ()),
             rpm_limit=row["rpm_limit"],
             tpm_limit=row["tpm_limit"],
             budgets=_budget_rules(row["budgets"]),
             project_id=row["project_id"],
+            expires_at=expires_at,
         )
-        entry = (bytes(row["key_hash"]), principal, now + self._ttl)
+        entry = (bytes(stored_hash), principal, now + self._ttl)
         self._entries[prefix] = entry
         return entry
 
@@ -146,6 +194,10 @@ class AuthCache:
                     self._entries.pop(prefix, None)
             # A re-enabled tenant's keys may sit in the refusal cache, which knows no tenant.
             self._missing.clear()
+        elif kind == "project":
+            for prefix, (_, principal, _) in list(self._entries.items()):
+                if str(principal.project_id) == value:
+                    self._entries.pop(prefix, None)
         else:
             self.clear()
 

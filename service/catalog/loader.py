@@ -54,9 +54,9 @@ def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
     merged["pools"] = {**base.get("pools", {}), **extra.get("pools", {})}
     # An operator's aliases come first: they may refine or replace a packaged pattern.
     merged["aliases"] = [*extra.get("aliases", []), *base.get("aliases", [])]
-    for key in ("version", "effective_from"):
-        if key in extra:
-            merged[key] = extra[key]
+    for field in ("version", "effective_from"):
+        if field in extra:
+            merged[field] = extra[field]
     return merged
 
 
@@ -167,7 +167,7 @@ def _aliases(raw: Any, models: dict[str, Model], pools: dict[str, tuple[str, ...
         raise CatalogError("aliases must be a list of {match, to}")
     out = []
     for i, entry in enumerate(raw):
-        if not isinstance(entry, dict) or not isinstance(entry.get("match"), str) or not isinstance(entry.get("to"), str):
+        if not (isinstance(entry, dict) and isinstance(entry.get("match"), str) and isinstance(entry.get("to"), str)):
             raise CatalogError(f"aliases[{i}] must be {{\"match\": <name or pattern>, \"to\": <model or pool>}}")
         if entry["to"] not in models and entry["to"] not in pools and entry["to"] != "auto":
             raise CatalogError(f"aliases[{i}]: {entry['to']!r} is neither a model nor a pool")

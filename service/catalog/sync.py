@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.catalog.loader import parse_catalog
+from service.db.pool import Db
 
 MILLION = Decimal(1_000_000)
 
@@ -105,9 +106,10 @@ def merge_listing(raw: dict[str, Any], listing: dict[str, Any]) -> tuple[dict[st
             for key in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
                 if not _same_price(old.get(key), price.get(key)) and (old.get(key) or price.get(key)):
                     report.changed.append(f"{model_id} baseten {key}: {old.get(key)} -> {price.get(key)}")
-            if old.get("kind") != price["kind"] and not (old.get("kind") == "unknown" and price["kind"] == "unknown"):
-                if not any(line.startswith(f"{model_id} baseten ") for line in report.changed):
-                    report.changed.append(f"{model_id} baseten pricing: {old.get('kind')} -> {price['kind']}")
+            kind_changed = old.get("kind") != price["kind"] and not (
+                old.get("kind") == "unknown" and price["kind"] == "unknown")
+            if kind_changed and not any(line.startswith(f"{model_id} baseten ") for line in report.changed):
+                report.changed.append(f"{model_id} baseten pricing: {old.get('kind')} -> {price['kind']}")
             route["pricing"] = price
     report.unlisted = sorted(m for m in models if m not in listed)
     catalog["models"] = list(models.values())
@@ -116,7 +118,8 @@ def merge_listing(raw: dict[str, Any], listing: dict[str, Any]) -> tuple[dict[st
     return catalog, report
 
 
-def _update_model(model: dict, entry: dict, features: set[str], vision: bool, report: SyncReport) -> None:
+def _update_model(model: dict[str, Any], entry: dict[str, Any], features: set[str], vision: bool,
+                  report: SyncReport) -> None:
     mid = model["id"]
     for key, new in (("context_length", entry.get("context_length")),
                      ("max_output_tokens", entry.get("max_completion_tokens"))):
@@ -142,7 +145,7 @@ def new_version(catalog: dict[str, Any], now: datetime | None = None) -> tuple[s
     return f"{now:%Y-%m-%d}.{digest}", now
 
 
-async def record_version(conn, catalog: dict[str, Any], effective_from: datetime) -> str:
+async def record_version(conn: Db, catalog: dict[str, Any], effective_from: datetime) -> str:
     version, _ = new_version(catalog, effective_from)
     catalog = {**catalog, "version": version, "effective_from": effective_from.isoformat()}
     await conn.execute(
@@ -153,8 +156,11 @@ async def record_version(conn, catalog: dict[str, Any], effective_from: datetime
     return version
 
 
-async def latest_version(conn) -> dict[str, Any] | None:
+async def latest_version(conn: Db) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT catalog FROM price_versions WHERE effective_from <= now() ORDER BY effective_from DESC LIMIT 1"
     )
-    return json.loads(row["catalog"]) if row else None
+    if row is None:
+        return None
+    catalog: dict[str, Any] = json.loads(row["catalog"])
+    return catalog

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import orjson
 
@@ -10,7 +10,7 @@ DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-def encode_chunk(chunk: dict) -> bytes:
+def encode_chunk(chunk: Mapping[str, object]) -> bytes:
     """One OpenAI stream event, framed byte-exact as OpenAI does (LF separators, no event: line)."""
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 

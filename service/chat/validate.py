@@ -64,7 +64,7 @@ from service.chat.validate_types import (
 )
 from service.errors import invalid
 
-__all__ = ["ChatRequestView", "KNOWN_PARAMS", "ProviderPrefs", "REASONING_EFFORTS", "validate_chat_request"]
+__all__ = ["KNOWN_PARAMS", "REASONING_EFFORTS", "ChatRequestView", "ProviderPrefs", "validate_chat_request"]
 
 MAX_STOP_SEQUENCES = 32
 MAX_MODEL_CHARS = 256
@@ -106,26 +106,26 @@ class _Collected:
     """Values gathered field by field, then checked against each other."""
 
     __slots__ = (
+        "enable_thinking",
+        "include_usage",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "message_count",
         "model",
         "models",
-        "message_count",
-        "tally",
+        "provider",
+        "reasoning",
+        "reasoning_effort",
+        "response_format_kind",
+        "stop_count",
         "stream",
         "stream_options",
-        "include_usage",
-        "max_tokens",
-        "max_completion_tokens",
-        "tool_names",
+        "tally",
         "tool_choice",
         "tool_choice_name",
-        "response_format_kind",
-        "reasoning_effort",
-        "reasoning",
-        "enable_thinking",
-        "stop_count",
-        "logprobs",
+        "tool_names",
         "top_logprobs",
-        "provider",
     )
 
     def __init__(self) -> None:

@@ -6,6 +6,8 @@ message of every request.
 
 from __future__ import annotations
 
+from typing import Any
+
 from service.chat.validate_types import (
     check_keys,
     empty_array,
@@ -45,7 +47,7 @@ _CALLED_FUNCTION_KEYS = frozenset({"name", "arguments"})
 class MessageTally:
     """What routing reads from the messages, gathered while they are checked."""
 
-    __slots__ = ("text_chars", "image_parts", "audio_parts")
+    __slots__ = ("audio_parts", "image_parts", "text_chars")
 
     def __init__(self) -> None:
         self.text_chars = 0
@@ -104,7 +106,7 @@ def _check_message(message: object, index: int, tally: MessageTally) -> None:
                 raise empty_string(f"messages[{index}].tool_call_id")
 
 
-def _check_assistant(message: dict, content: object, index: int, tally: MessageTally) -> None:
+def _check_assistant(message: dict[str, Any], content: object, index: int, tally: MessageTally) -> None:
     tool_calls = message.get("tool_calls")
     if tool_calls is not None:
         _check_tool_calls(tool_calls, index, tally)
@@ -163,7 +165,7 @@ def _check_content(content: object, index: int, part_types: tuple[str, ...], tal
             raise not_one_of(param, kind, part_types)
 
 
-def _check_image_part(part: dict, prefix: str) -> None:
+def _check_image_part(part: dict[str, Any], prefix: str) -> None:
     check_keys(part, _IMAGE_PART_KEYS, prefix)
     image = part.get("image_url")
     if image is None:
@@ -185,7 +187,7 @@ def _check_image_part(part: dict, prefix: str) -> None:
         raise not_one_of(f"{prefix}.image_url.detail", detail, _IMAGE_DETAILS)
 
 
-def _check_audio_part(part: dict, prefix: str) -> None:
+def _check_audio_part(part: dict[str, Any], prefix: str) -> None:
     check_keys(part, _AUDIO_PART_KEYS, prefix)
     audio = part.get("input_audio")
     if audio is None:

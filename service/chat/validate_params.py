@@ -141,6 +141,8 @@ def _metadata(value: object, _got: object) -> None:
             raise bad_value("metadata", f"keys must be strings of at most {limit} characters.")
         # Both are kept with the request's usage: text the database can store.
         check_storable(key, "metadata")
+        if key == "tags":
+            continue  # LiteLLM's tags may be a list: service.gateway.attribution bounds them
         check_str(item, join("metadata", key), max_len=MAX_METADATA_VALUE_CHARS, stored=True)
 
 

@@ -108,15 +108,14 @@ def _flag(value: object, param: str, default: bool) -> bool:
 def parse_max_cost(value: object) -> Decimal:
     """A positive USD amount from a JSON number or a plain decimal string, exactly."""
     param = "provider.max_cost_usd"
-    kind = type(value)
-    if kind is int:
+    if type(value) is int:
         amount = Decimal(value)
-    elif kind is float:
+    elif type(value) is float:
         if not math.isfinite(value):
             raise bad_value(param, f"expected a finite number, but got {show(value)} instead.")
         # repr is the shortest string that round-trips: 0.1 stays 0.1, not 0.1000000000000000055...
         amount = Decimal(repr(value))
-    elif kind is str:
+    elif type(value) is str:
         if _DECIMAL_STRING.fullmatch(value) is None:
             expected = "a decimal amount such as '0.05'"
             raise bad_value(param, f"expected {expected}, but got {show(value)} instead.")

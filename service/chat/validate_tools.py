@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from service.chat.validate_types import (
     INVALID_VALUE,
@@ -54,9 +55,9 @@ def _check_name(value: object, param: str) -> str:
     return value
 
 
-def _check_type_field(obj: dict, param: str, allowed: tuple[str, ...]) -> str:
+def _check_type_field(obj: Mapping[str, object], param: str, allowed: tuple[str, ...]) -> str:
     kind = obj.get("type")
-    if kind in allowed:
+    if isinstance(kind, str) and kind in allowed:
         return kind
     if kind is None:
         raise missing(param)

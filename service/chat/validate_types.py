@@ -20,7 +20,8 @@ codes and wording stay consistent across the validator's modules. The codes:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from service.errors import GatewayError, invalid
 from service.input_limits import check_storable
@@ -150,7 +151,7 @@ def too_long(param: str, limit: int, got: int) -> GatewayError:
     )
 
 
-def check_keys(obj: dict, allowed: frozenset[str], prefix: str) -> None:
+def check_keys(obj: Mapping[str, object], allowed: frozenset[str], prefix: str) -> None:
     """Reject the first key of `obj` that is not in `allowed`."""
     if obj.keys() <= allowed:
         return
@@ -214,11 +215,11 @@ def check_number(
     *,
     lo_open: bool = False,
 ) -> int | float:
-    kind = type(value)
-    if kind is float:
+    # type() rather than isinstance: a bool is an int to Python but not a number to JSON.
+    if type(value) is float:
         if not math.isfinite(value):
             raise bad_value(param, f"expected a finite number, but got {show(value)} instead.")
-    elif kind is not int:
+    elif type(value) is not int:
         raise wrong_type(param, "a number", value)
     if lo is not None:
         if lo_open and value <= lo:
@@ -230,13 +231,13 @@ def check_number(
     return value
 
 
-def check_object(value: object, param: str) -> dict:
+def check_object(value: object, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise wrong_type(param, "an object", value)
     return value
 
 
-def check_array(value: object, param: str, *, max_items: int | None = None, non_empty: bool = False) -> list:
+def check_array(value: object, param: str, *, max_items: int | None = None, non_empty: bool = False) -> list[Any]:
     if not isinstance(value, list):
         raise wrong_type(param, "an array", value)
     if non_empty and not value:

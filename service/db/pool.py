@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeAlias
+
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# One connection: what a transaction or a cursor needs. `pool.acquire()` lends a proxy that
+# forwards to a pooled connection, so both are accepted wherever a connection is.
+Conn: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
+# What runs a query: a connection, or the pool (which lends one for the call).
+Db: TypeAlias = "Conn | asyncpg.Pool"
+
+
+class Row(Protocol):
+    """A result row read by column name: an asyncpg Record, or a dict built like one."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def returned(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row an INSERT or UPDATE ... RETURNING gives back when its statement always yields one."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -28,15 +50,20 @@ async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 1
 REQUEST_PATH_TIMEOUT = 2.0
 
 
-async def fetchrow_bounded(pool: asyncpg.Pool, query: str, *args, timeout: float = REQUEST_PATH_TIMEOUT):
+async def fetchrow_bounded(
+    pool: asyncpg.Pool, query: str, *args: object, timeout: float = REQUEST_PATH_TIMEOUT
+) -> asyncpg.Record | None:
     async with pool.acquire(timeout=timeout) as conn:
         return await conn.fetchrow(query, *args, timeout=timeout)
 
 
-async def fetch_bounded(pool: asyncpg.Pool, query: str, *args, timeout: float = REQUEST_PATH_TIMEOUT):
+async def fetch_bounded(
+    pool: asyncpg.Pool, query: str, *args: object, timeout: float = REQUEST_PATH_TIMEOUT
+) -> list[asyncpg.Record]:
     async with pool.acquire(timeout=timeout) as conn:
         return await conn.fetch(query, *args, timeout=timeout)
 
 
 async def ensure_partitions(pool: asyncpg.Pool, months_ahead: int = 2) -> int:
-    return await pool.fetchval("SELECT switchyard_ensure_usage_partitions($1)", months_ahead)
+    created: int = await pool.fetchval("SELECT switchyard_ensure_usage_partitions($1)", months_ahead)
+    return created

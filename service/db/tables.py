@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Numeric, String, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -26,7 +27,7 @@ SQLModel.metadata.naming_convention = {
 MONEY = Numeric(20, 10)
 
 
-def _now_column() -> Column:
+def _now_column() -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
 
 
@@ -43,26 +44,51 @@ class Tenant(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_now_column())
 
 
+class Project(SQLModel, table=True):
+    """Between a tenant and its keys: attribution, a model allow-list and budgets of its own."""
+
+    __tablename__ = "projects"
+    id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    name: str  # unique within the tenant
+    allowed_models: list[str] | None = Field(default=None, sa_column=Column(ARRAY(String), nullable=True))
+    created_at: datetime = Field(sa_column=_now_column())
+    updated_at: datetime = Field(sa_column=_now_column())
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
     id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    project_id: uuid.UUID | None = Field(default=None, foreign_key="projects.id", index=True)
     # The first characters of the key, stored in clear so a key can be found and listed.
     prefix: str = Field(sa_column=Column(String, nullable=False, unique=True))
     key_hash: bytes
     name: str | None = None
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    allowed_models: list[str] | None = Field(default=None, sa_column=Column(ARRAY(String), nullable=True))
+    metadata_: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSONB, nullable=True))
     created_at: datetime = Field(sa_column=_now_column())
+    expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    rotated_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    # The secret a rotation replaced, good until previous_expires_at (the grace period).
+    previous_prefix: str | None = None
+    previous_key_hash: bytes | None = None
+    previous_expires_at: datetime | None = Field(default=None,
+                                                 sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class Budget(SQLModel, table=True):
     __tablename__ = "budgets"
     id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    # Neither set: the whole tenant; one set: that project's, or that key's.
+    project_id: uuid.UUID | None = Field(default=None, foreign_key="projects.id")
     key_id: uuid.UUID | None = Field(default=None, foreign_key="api_keys.id")
-    period: str  # day | month (UTC)
+    period: str  # day | month (UTC) | rolling
+    window_hours: int | None = None  # a rolling budget's window
     limit_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False))
     hard: bool = True
     created_at: datetime = Field(sa_column=_now_column())
@@ -89,9 +115,13 @@ class QuotaLease(SQLModel, table=True):
 
 
 class UsageDaily(SQLModel, table=True):
+    """Sums of the ledger per day, tenant, project, key, model and front end (nil UUID: none)."""
+
     __tablename__ = "usage_daily"
     day: date = Field(primary_key=True)
     tenant_id: uuid.UUID = Field(primary_key=True)
+    project_id: uuid.UUID = Field(primary_key=True)
+    key_id: uuid.UUID = Field(primary_key=True)
     served_model: str = Field(primary_key=True)
     front_end: str = Field(primary_key=True)
     requests: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
@@ -102,13 +132,36 @@ class UsageDaily(SQLModel, table=True):
     reasoning_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
     provider_cost_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False, server_default="0"))
     billed_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False, server_default="0"))
+    direct_billed_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False, server_default="0"))
+
+
+class UsageDailyTag(SQLModel, table=True):
+    """The same sums per tag: a row with several tags counts under each ('' for untagged rows)."""
+
+    __tablename__ = "usage_daily_tags"
+    day: date = Field(primary_key=True)
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    tag: str = Field(primary_key=True)
+    project_id: uuid.UUID = Field(primary_key=True)
+    key_id: uuid.UUID = Field(primary_key=True)
+    served_model: str = Field(primary_key=True)
+    front_end: str = Field(primary_key=True)
+    requests: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    attempts: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    prompt_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    cached_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    completion_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    reasoning_tokens: int = Field(sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    provider_cost_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False, server_default="0"))
+    billed_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False, server_default="0"))
+    direct_billed_usd: Decimal = Field(sa_column=Column(MONEY, nullable=False, server_default="0"))
 
 
 class PriceVersion(SQLModel, table=True):
     __tablename__ = "price_versions"
     version: str = Field(primary_key=True)
     effective_from: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    catalog: dict = Field(sa_column=Column(JSONB, nullable=False))
+    catalog: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = Field(sa_column=_now_column())
 
 

@@ -9,6 +9,7 @@ never started (the client left before the response began).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Protocol
@@ -156,7 +157,7 @@ class Relay:
             try:
                 self.ctx.client_disconnected = True
                 self._end(attempt.abandon(None))
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
+            except Exception:  # noqa: BLE001, S110 - never raise from a finalizer
                 pass
 
     def _end(self, finished: FinishedAttempt) -> None:
@@ -167,11 +168,10 @@ class Relay:
         attempt, ctx = self.attempt, self.ctx
         if attempt.first_token_t is not None:
             return
-        attempt.mark_first_token()
+        first_token_t = attempt.mark_first_token()
         ctx.ttft = ctx.elapsed()
-        assert attempt.first_token_t is not None
         # Earlier attempts' time plus this one's wait: the upstream share of the TTFT.
-        self._upstream_to_first_token = ctx.upstream_seconds + (attempt.first_token_t - attempt.t0)
+        self._upstream_to_first_token = ctx.upstream_seconds + (first_token_t - attempt.t0)
 
     async def _relay(self) -> AsyncIterator[bytes]:
         upstream, encoder, attempt, ctx = self.upstream, self.encoder, self.attempt, self.ctx
@@ -259,7 +259,5 @@ def _close_later(upstream: ChunkStream) -> None:
 
 
 async def _quietly(upstream: ChunkStream) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing a broken upstream must not mask the real outcome
         await upstream.aclose()
-    except Exception:  # noqa: BLE001 - closing a broken upstream must not mask the real outcome
-        pass

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import structlog
 
@@ -61,15 +61,20 @@ class Gateway:
         self.metrics = metrics
 
     # ---- planning -------------------------------------------------------------------------------
-    async def plan(self, ctx: RequestContext, body: dict[str, Any], view: ChatRequestView) -> tuple[Needs, Plan]:
+    async def plan(self, ctx: RequestContext, body: dict[str, Any], view: ChatRequestView, *,
+                   serving: bool = True) -> tuple[Needs, Plan]:
+        """`serving`: the plan is for a request about to run (it counts as demand for the scarce
+        flat-fee calls); a quote's plan is not."""
         needs = derive_needs(body, view)
         p = ctx.principal
         policy = Policy(allowed_models=p.allowed_models, denied_front_ends=p.denied_front_ends, tenant=p.tenant_id)
         planner = self.routing.planner
-        plan = planner.plan(view.model, needs, view.provider, policy, fallbacks=view.models)
+        plan = planner.plan(view.model, needs, view.provider, policy, fallbacks=view.models,
+                            count_demand=None if serving else False)
         quotes = await self._quotes(planner, plan, body)
         if quotes:
-            plan = planner.plan(view.model, needs, view.provider, policy, fallbacks=view.models, quotes=quotes)
+            plan = planner.plan(view.model, needs, view.provider, policy, fallbacks=view.models, quotes=quotes,
+                                count_demand=None if serving else False)
         return needs, plan
 
     async def _quotes(self, planner: Planner, plan: Plan, body: dict[str, Any]) -> dict[str, Decimal]:
@@ -96,7 +101,6 @@ class Gateway:
         needs, candidates = await self._admit(ctx, body, view)
         try:
             attempt, completion = await self._attempts(ctx, body, needs, candidates, stream=False)
-            assert isinstance(completion, Completion)
             try:
                 attempt.answer_estimate = _answer_tokens(completion.body)
                 self._served(ctx, attempt.candidate)
@@ -127,7 +131,6 @@ class Gateway:
         except BaseException:
             self.settle(ctx)
             raise
-        assert not isinstance(upstream, Completion)
         self._served(ctx, attempt.candidate)
         relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning)
         return relay, self.headers(ctx)
@@ -140,6 +143,9 @@ class Gateway:
     async def _admit(self, ctx: RequestContext, body: dict[str, Any],
                      view: ChatRequestView) -> tuple[Needs, list[Candidate]]:
         needs, plan = await self.plan(ctx, body, view)
+        for excluded in plan.excluded:
+            if excluded.code == "at_capacity":
+                self.metrics.capacity_refusals.labels(excluded.route.split(":", 1)[0]).inc()
         if not plan.candidates:
             self.metrics.rejections.labels("no_route").inc()
             raise no_route_error(plan, self.routing.planner.catalog)
@@ -155,11 +161,19 @@ class Gateway:
                 ctx.soft_budget_exceeded = True
 
     # ---- attempts -------------------------------------------------------------------------------
+    @overload
+    async def _attempts(self, ctx: RequestContext, body: dict[str, Any], needs: Needs, candidates: list[Candidate],
+                        *, stream: Literal[False]) -> tuple[Attempt, Completion]: ...
+    @overload
+    async def _attempts(self, ctx: RequestContext, body: dict[str, Any], needs: Needs, candidates: list[Candidate],
+                        *, stream: Literal[True]) -> tuple[Attempt, ChunkStream]: ...
+
     async def _attempts(self, ctx: RequestContext, body: dict[str, Any], needs: Needs, candidates: list[Candidate],
                         *, stream: bool) -> tuple[Attempt, Completion | ChunkStream]:
         """Try routes in plan order until one answers; every attempt is metered, a retryable
         failure moves on to the next route, and no attempt starts that its budget cannot cover."""
-        assert ctx.admission is not None
+        if ctx.admission is None:
+            raise RuntimeError("attempts start only after the request was admitted")
         last: UpstreamError | None = None
         over_budget: Decimal | None = None
         deadline = time.monotonic() + self.settings.max_fallback_seconds
@@ -172,22 +186,26 @@ class Gateway:
             ctx.extra_headers.update(ctx.admission.headers)
             attempt = self.attempts.begin(ctx, candidate, needs.base_prompt_tokens)
             if attempt is None:
-                continue  # filled up between planning and now: not an attempt, just the next route
+                # Filled up between planning and now: not an attempt, just the next route.
+                self.metrics.capacity_refusals.labels(candidate.route.front_end).inc()
+                continue
             if attempt.number > 1:
                 self.metrics.fallbacks.labels(candidate.route.front_end, "previous_failed").inc()
             adapter = self.adapters[candidate.route.front_end]
             try:
                 route_body = body_for_route(body, candidate)
                 answer: Completion | ChunkStream
+                key = attempt.slot.key
                 if stream:
-                    answer = await adapter.stream(candidate.route, route_body)
+                    answer = await adapter.stream(candidate.route, route_body, key=key)
                 else:
-                    answer = await adapter.complete(candidate.route, route_body)
+                    answer = await adapter.complete(candidate.route, route_body, key=key)
             except Exception as exc:  # noqa: BLE001 - every failure ends the attempt; most fall back
                 finished = attempt.abandon(exc)
                 last = exc if isinstance(exc, UpstreamError) else UpstreamError(
                     ErrorKind.INTERNAL, f"internal error while calling the upstream ({type(exc).__name__})")
-                if finished.kind is None or not last.retryable or time.monotonic() >= deadline:
+                retryable = last.retryable or (candidate.context_uncertain and _context_refusal(last))
+                if finished.kind is None or not retryable or time.monotonic() >= deadline:
                     break
                 continue
             except BaseException as exc:
@@ -196,7 +214,7 @@ class Gateway:
             return attempt, answer
         if last is None and over_budget is not None:
             self.metrics.rejections.labels("budget_exceeded").inc()
-            raise self.admitter.refusal(ctx.principal, over_budget)
+            raise self.admitter.refusal(ctx.principal, over_budget, ctx.admission)
         raise self._exhausted(ctx, last)
 
     def _served(self, ctx: RequestContext, candidate: Candidate) -> None:
@@ -271,6 +289,18 @@ class Gateway:
             ttft_ms=round(ctx.ttft * 1000, 2) if ctx.ttft is not None else None,
             client_disconnected=ctx.client_disconnected,
         )
+
+
+_CONTEXT_WORDS = ("context length", "context window", "maximum context", "too long", "context_length")
+
+
+def _context_refusal(err: UpstreamError) -> bool:
+    """The upstream refused the prompt for its length: a route whose context only may have fitted was
+    tried on its own check (service.routing.planner), and the next, larger route may fit."""
+    if err.kind is not ErrorKind.INVALID_REQUEST:
+        return False
+    text = err.message.lower()
+    return any(word in text for word in _CONTEXT_WORDS)
 
 
 def _answer_tokens(body: dict[str, Any]) -> int:

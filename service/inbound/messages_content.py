@@ -79,9 +79,9 @@ def translate_system(value: object, t: Translation, path: str = "system") -> str
         return value or None
     blocks = check_array(value, path)
     texts = []
-    for index, block in enumerate(blocks):
+    for index, raw in enumerate(blocks):
         where = f"{path}[{index}]"
-        block = check_object(block, where)
+        block = check_object(raw, where)
         check_enum(block.get("type"), f"{where}.type", ("text",))
         text = _text(block, where, t)
         if path == "system" and text.startswith(BILLING_HEADER_PREFIX):

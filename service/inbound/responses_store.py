@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import orjson
+
+from service.db.pool import Conn
 
 _INSERT = """
 INSERT INTO stored_responses (id, tenant_id, created_at, expires_at, model, response, conversation)
@@ -53,7 +54,7 @@ class StoredResponse:
 
 
 async def save_response(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     tenant_id: uuid.UUID,
     response: dict[str, Any],
@@ -75,7 +76,7 @@ async def save_response(
 
 
 async def load_response(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, response_id: str
+    conn: Conn, tenant_id: uuid.UUID, response_id: str
 ) -> StoredResponse | None:
     """The tenant's live response of that id; None when absent, expired, or another tenant's."""
     row = await conn.fetchrow(_SELECT, response_id, tenant_id)
@@ -92,13 +93,13 @@ async def load_response(
     )
 
 
-async def delete_response(conn: asyncpg.Connection, tenant_id: uuid.UUID, response_id: str) -> bool:
+async def delete_response(conn: Conn, tenant_id: uuid.UUID, response_id: str) -> bool:
     """Remove the tenant's response; True when a live one was removed."""
     live: bool | None = await conn.fetchval(_DELETE, response_id, tenant_id)
     return bool(live)
 
 
-async def purge_expired(conn: asyncpg.Connection, limit: int) -> int:
+async def purge_expired(conn: Conn, limit: int) -> int:
     """Delete up to `limit` expired responses, oldest first; returns how many went."""
     status: str = await conn.execute(_PURGE, limit)
     return int(status.rsplit(" ", 1)[1])

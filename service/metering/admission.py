@@ -8,13 +8,28 @@ QuotaLeaser. When Postgres is away, what a process already leased keeps being sp
 that, hard budgets fail closed (503) and soft ones serve and flag; rate limits fail open (they
 guard capacity, not money). A principal always carries its budget rules (loaded with the key), so
 no request is ever admitted without knowing them.
+
+Budgets bind at three levels -- the tenant, the key's project, the key -- and a request holds
+against every rule that binds it, each on its own lease: it passes only if every level has room,
+and a refusal at one level leaves the others' holds to be given back when it settles.
+
+Rolling windows (the last N hours, not a calendar period) keep the same never-passed guarantee by
+counting spend in hourly buckets. A request reserves in the bucket of its admission hour; Postgres
+(switchyard_quota_lease_window) grants a slice into a bucket only if every N-hour window that
+contains that bucket -- the ones ending in it and the ones ending in the later buckets up to N-1
+hours on -- keeps its settled spend plus its outstanding leases within the limit. A bucket's
+spend plus leases never grows except through such a grant (settling moves leased into spent,
+releasing gives it back), so at every moment each window's true spend is at most its counted sum,
+which no grant let past the limit. A reservation that lands in an older bucket (a fallback after
+the hour turned) is checked against the current windows too. Spend ages out of the window a whole
+hour at a time, which errs on the side of refusing, never of passing.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from service.auth.principal import BudgetRule, Principal
@@ -30,9 +45,16 @@ def period_start(period: str, now: datetime) -> datetime:
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "month":
         return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if period in ("hour", "rolling"):  # a rolling window is counted in hourly buckets
+        return now.replace(minute=0, second=0, microsecond=0)
     if period == "minute":
         return now.replace(second=0, microsecond=0)
     raise ValueError(period)
+
+
+def rule_window(rule: BudgetRule) -> timedelta | None:
+    """A rolling budget's window; None for a calendar period."""
+    return timedelta(hours=rule.window_hours) if rule.period == "rolling" and rule.window_hours else None
 
 
 @dataclass(slots=True)
@@ -51,6 +73,7 @@ class Admission:
     headers: dict[str, str] = field(default_factory=dict)
     soft_exceeded: bool = False
     settled: bool = False
+    refused_by: list[BudgetRule] = field(default_factory=list)  # hard budgets that had no room
 
 
 class Admitter:
@@ -78,7 +101,8 @@ class Admitter:
             scope = f"{'rpm' if kind == 'requests' else 'tpm'}:{p.key_id}"
             limit_d, need_d = Decimal(limit), Decimal(need)
             try:
-                ok = await self.leaser.reserve(scope, minute, limit_d, need_d, max(need_d, Decimal(max(1, limit // 10))))
+                slice_size = max(need_d, Decimal(max(1, limit // 10)))
+                ok = await self.leaser.reserve(scope, minute, limit_d, need_d, slice_size)
             except QuotaUnavailable:
                 ok = True  # fail open: a rate limit protects capacity, and the database is away
                 need_d = ZERO
@@ -102,10 +126,13 @@ class Admitter:
 
     async def cover(self, admission: Admission, principal: Principal, total_billed: Decimal) -> bool:
         """Grow the request's budget holds to `total_billed`; False when a hard budget cannot take
-        it (nothing is taken back: settle or release returns what is unused). Raises a 503
-        GatewayError when a hard budget cannot be checked because the database is away."""
+        it (nothing is taken back: settle or release returns what is unused; the levels after a
+        refusing one are not asked). Raises a 503 GatewayError when a hard budget cannot be checked
+        because the database is away."""
         ok = True
         for rule in principal.budgets:
+            if not ok:
+                break
             hold = admission.budget_holds.get(rule.id)
             if hold is None:
                 hold = Hold(f"budget:{rule.id}", period_start(rule.period, admission.now), ZERO, "budget")
@@ -116,7 +143,8 @@ class Admitter:
                 continue
             slice_size = max(extra, rule.limit * BUDGET_SLICE_FRACTION)
             try:
-                granted = await self.leaser.reserve(hold.scope, hold.period, rule.limit, extra, slice_size)
+                granted = await self.leaser.reserve(hold.scope, hold.period, rule.limit, extra, slice_size,
+                                                    window=rule_window(rule))
             except QuotaUnavailable:
                 if rule.hard:
                     raise GatewayError(
@@ -128,6 +156,8 @@ class Admitter:
                 hold.held += extra
             elif rule.hard:
                 ok = False
+                if rule not in admission.refused_by:
+                    admission.refused_by.append(rule)
             else:
                 # A soft budget: served and flagged; the spend is still counted against it.
                 admission.soft_exceeded = True
@@ -136,14 +166,14 @@ class Admitter:
         return ok
 
     def _gauge(self, p: Principal, rule: BudgetRule, hold: Hold) -> None:
-        if self._metrics is not None and rule.hard and rule.key_id is None:
+        if self._metrics is not None and rule.hard and rule.level == "tenant":
             remaining = self.leaser.remaining_hint(hold.scope, hold.period, rule.limit)
             self._metrics.budget_remaining.labels(self._metrics.tenant(str(p.tenant_id))).set(float(remaining))
 
     @staticmethod
-    def refusal(principal: Principal, needed: Decimal) -> GatewayError:
-        hard = [r for r in principal.budgets if r.hard]
-        what = ", ".join(f"the {'key' if r.key_id else 'tenant'}'s {r.period}ly ${r.limit}" for r in hard)
+    def refusal(principal: Principal, needed: Decimal, admission: Admission | None = None) -> GatewayError:
+        rules = admission.refused_by if admission is not None and admission.refused_by else principal.budgets
+        what = ", ".join(r.describe() for r in rules if r.hard)
         return GatewayError(
             402, f"This request cannot fit within {what or 'its'} hard budget: it may cost up to ${needed:.6f}"
             " (its bound, before it runs) and the budget's remainder is less.",

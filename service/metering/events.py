@@ -58,7 +58,7 @@ class UsageEvent:
     tags: tuple[str, ...] = ()
     metadata: dict[str, str] | None = None
 
-    def record(self) -> tuple:
+    def record(self) -> tuple[object, ...]:
         """The row in the ledger's column order (USAGE_COLUMNS)."""
         return (
             self.request_id, self.attempt, self.tenant_id, self.key_id, self.requested_model,

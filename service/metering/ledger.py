@@ -1,10 +1,16 @@
 """Writes usage rows to Postgres in batches, off the request path, without ever losing one.
 
 Rows queue in memory and are flushed by size and by time: COPY into a temporary table, then
-one INSERT ... ON CONFLICT DO NOTHING into the ledger whose RETURNING feeds the daily rollup,
-so a row written twice (a replay, a retried batch) is stored and counted once. When Postgres
-is unreachable, batches go to an append-only spill file (fsynced) and are replayed when it
-returns; on shutdown the queue drains.
+one INSERT ... ON CONFLICT DO NOTHING into the ledger whose RETURNING feeds the daily rollups
+(per tenant, project, key, model and front end; the same per tag; per end user) and each tenant's hourly
+billed spend (where the spend-spike alert is judged, in the same transaction), so a row written
+twice (a replay, a retried batch) is stored and counted once. When Postgres is unreachable,
+batches go to an append-only spill file (fsynced) and are replayed when it returns; on shutdown
+the queue drains.
+
+The rollups' `direct_billed_usd` is the always-Baseten-direct baseline: a row whose model has no
+direct price (or an attempt that answered nothing) counts at what it was billed, so that
+`direct_billed_usd - billed_usd` over any group is the savings claimed and no more.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncpg
 import orjson
 import structlog
 
+from service.alerts.rules import DEFAULT_SPIKE, SpikeRule
 from service.metering.events import USAGE_COLUMNS, UsageEvent
 
 log = structlog.get_logger("switchyard.ledger")
@@ -28,36 +35,68 @@ _CREATE_INCOMING = (
     "CREATE TEMP TABLE IF NOT EXISTS usage_incoming (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COLUMNS = ", ".join(USAGE_COLUMNS)
+_NIL = "'00000000-0000-0000-0000-000000000000'::uuid"  # the rollups' "no project" / "no key"
+_MEASURES = """requests, attempts, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
+        provider_cost_usd, billed_usd, direct_billed_usd"""
+_SUMS = """count(*) FILTER (WHERE status = 'ok'), count(*), sum(prompt_tokens), sum(cached_tokens),
+           sum(completion_tokens), sum(reasoning_tokens), sum(provider_cost_usd), sum(billed_usd),
+           sum(COALESCE(direct_billed_usd, billed_usd))"""
+_ADD = ", ".join(f"{m} = d.{m} + EXCLUDED.{m}" for m in (
+    "requests", "attempts", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
+    "provider_cost_usd", "billed_usd", "direct_billed_usd"))
+# Rollup rows are upserted in key order, so two batches touching the same rows lock them in the
+# same order instead of deadlocking.
 _INSERT_AND_ROLL_UP = f"""
 WITH inserted AS (
     INSERT INTO usage_events ({_COLUMNS})
     SELECT {_COLUMNS} FROM usage_incoming
     ON CONFLICT DO NOTHING
-    RETURNING started_at, tenant_id, served_model, front_end, status, prompt_tokens, cached_tokens,
-              completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd, direct_billed_usd
+    RETURNING started_at, tenant_id, project_id, key_id, tags, end_user, served_model, front_end, status,
+              prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd,
+              direct_billed_usd
 ), rolled AS (
-    INSERT INTO usage_daily AS d (day, tenant_id, served_model, front_end, requests, attempts,
-        prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, provider_cost_usd, billed_usd,
-        direct_billed_usd)
-    SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, served_model, front_end,
-           count(*) FILTER (WHERE status = 'ok'), count(*), sum(prompt_tokens), sum(cached_tokens),
-           sum(completion_tokens), sum(reasoning_tokens), sum(provider_cost_usd), sum(billed_usd),
-           COALESCE(sum(direct_billed_usd), 0)
+    INSERT INTO usage_daily AS d (day, tenant_id, project_id, key_id, served_model, front_end, {_MEASURES})
+    SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, COALESCE(project_id, {_NIL}), COALESCE(key_id, {_NIL}),
+           served_model, front_end, {_SUMS}
     FROM inserted
-    GROUP BY 1, 2, 3, 4
-    ON CONFLICT (day, tenant_id, served_model, front_end) DO UPDATE SET
-        requests = d.requests + EXCLUDED.requests,
-        attempts = d.attempts + EXCLUDED.attempts,
-        prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
-        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
-        completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens,
-        reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
-        provider_cost_usd = d.provider_cost_usd + EXCLUDED.provider_cost_usd,
-        billed_usd = d.billed_usd + EXCLUDED.billed_usd,
-        direct_billed_usd = d.direct_billed_usd + EXCLUDED.direct_billed_usd
+    GROUP BY 1, 2, 3, 4, 5, 6
+    ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (day, tenant_id, project_id, key_id, served_model, front_end) DO UPDATE SET {_ADD}
     RETURNING 1
+), tagged AS (
+    -- Per tag ('' for an untagged row), each of a row's tags once.
+    INSERT INTO usage_daily_tags AS d (day, tenant_id, tag, project_id, key_id, served_model, front_end, {_MEASURES})
+    SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, tg.tag, COALESCE(project_id, {_NIL}),
+           COALESCE(key_id, {_NIL}), served_model, front_end, {_SUMS}
+    FROM inserted
+    CROSS JOIN LATERAL (SELECT DISTINCT t FROM unnest(CASE WHEN cardinality(tags) = 0 THEN ARRAY['']
+                                                     ELSE tags END) AS t) AS tg(tag)
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT (day, tenant_id, tag, project_id, key_id, served_model, front_end) DO UPDATE SET {_ADD}
+    RETURNING 1
+), users AS (
+    -- Per end user ('' for a row without one): what per-user views read instead of the ledger.
+    INSERT INTO usage_daily_users AS d (tenant_id, day, end_user, {_MEASURES})
+    SELECT tenant_id, (started_at AT TIME ZONE 'UTC')::date, COALESCE(end_user, ''), {_SUMS}
+    FROM inserted
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (tenant_id, day, end_user) DO UPDATE SET {_ADD}
+    RETURNING 1
+), hourly AS (
+    INSERT INTO tenant_spend_hourly AS h (tenant_id, hour, billed_usd)
+    SELECT tenant_id, date_trunc('hour', started_at, 'UTC'), sum(billed_usd)
+    FROM inserted
+    GROUP BY 1, 2
+    ON CONFLICT (tenant_id, hour) DO UPDATE SET billed_usd = h.billed_usd + EXCLUDED.billed_usd
+    RETURNING h.tenant_id, h.hour, h.billed_usd
+), spikes AS (
+    SELECT switchyard_alert_hourly_spend(tenant_id, hour, billed_usd, $1, $2, $3, $4) AS event_id
+    FROM hourly
+    WHERE $1::numeric > 0 AND billed_usd >= $2::numeric
 )
-SELECT (SELECT count(*) FROM inserted)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(event_id) FROM spikes)
 """
 
 
@@ -69,14 +108,15 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
         pass  # not migrated yet; write_batch creates it on first use
 
 
-async def write_batch(conn: asyncpg.Connection, events: list[UsageEvent]) -> int:
+async def write_batch(conn: asyncpg.Connection, events: list[UsageEvent],
+                      spike: SpikeRule = DEFAULT_SPIKE) -> int:
     """Store a batch idempotently; returns how many rows were new."""
     records = [e.record() for e in events]
     for first_try in (True, False):
         try:
             async with conn.transaction():
                 await conn.copy_records_to_table("usage_incoming", records=records, columns=USAGE_COLUMNS)
-                return await conn.fetchval(_INSERT_AND_ROLL_UP)
+                return await conn.fetchval(_INSERT_AND_ROLL_UP, *spike.args())
         except asyncpg.UndefinedTableError:
             if not first_try:
                 raise
@@ -138,8 +178,10 @@ class UsageWriter:
         flush_rows: int = 500,
         flush_seconds: float = 0.2,
         metrics: Any = None,
+        spike: SpikeRule = DEFAULT_SPIKE,
     ) -> None:
         self._pool_getter = pool_getter
+        self._spike = spike
         self.spill = SpillFile(spill_path)
         self._queue: deque[UsageEvent] = deque()
         self._max_queue = max_queue
@@ -213,7 +255,7 @@ class UsageWriter:
             return False
         try:
             async with pool.acquire(timeout=2) as conn:
-                await write_batch(conn, batch)
+                await write_batch(conn, batch, self._spike)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             self._db_ok = False
             if self._metrics is not None:

@@ -1,9 +1,10 @@
 """Process-side half of the shared limits: hold leased slices, reserve and settle in memory.
 
 A request reserves its worst case from the slice this process holds; only when the slice is
-short does it ask Postgres for more (switchyard_quota_lease, one atomic call). Settled spend is
-flushed to the counter every `flush_seconds`, which also renews the lease; a slice unused for
-`idle_seconds` is given back so other processes may use it.
+short does it ask Postgres for more (switchyard_quota_lease, one atomic call; for a rolling window,
+switchyard_quota_lease_window, which checks every window the period's bucket belongs to). Settled
+spend is flushed to the counter every `flush_seconds`, which also renews the lease; a slice unused
+for `idle_seconds` is given back so other processes may use it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 import structlog
 
-from service.db.pool import fetchrow_bounded
+from service.db.pool import fetchrow_bounded, returned
 from service.tasks import cancel_and_wait
 
 log = structlog.get_logger("switchyard.quota")
@@ -28,6 +30,10 @@ log = structlog.get_logger("switchyard.quota")
 ZERO = Decimal(0)
 LEASE_TTL_SECONDS = 30
 REFUSAL_MEMORY_SECONDS = 1.0
+
+
+_LEASE = "SELECT granted, remaining FROM switchyard_quota_lease($1, $2, $3, $4, $5, $6, $7)"
+_LEASE_WINDOW = "SELECT granted, remaining FROM switchyard_quota_lease_window($1, $2, $3, $4, $5, $6, $7, $8)"
 
 
 class QuotaUnavailable(Exception):
@@ -52,13 +58,14 @@ class _Slice:
 
 
 class QuotaLeaser:
-    def __init__(self, pool_getter, *, flush_seconds: float = 0.5, idle_seconds: float = 2.0) -> None:
+    def __init__(self, pool_getter: Callable[[], asyncpg.Pool | None], *, flush_seconds: float = 0.5,
+                 idle_seconds: float = 2.0) -> None:
         self._pool_getter = pool_getter
         self._flush_seconds = flush_seconds
         self._idle_seconds = idle_seconds
         self._slices: dict[tuple[str, datetime], _Slice] = {}
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self.db_calls = 0
 
@@ -70,8 +77,11 @@ class QuotaLeaser:
         return s
 
     async def reserve(self, scope: str, period: datetime, limit: Decimal, need: Decimal,
-                      slice_size: Decimal) -> bool:
-        """Hold `need` against the limit; False when it does not fit. Raises QuotaUnavailable."""
+                      slice_size: Decimal, *, window: timedelta | None = None) -> bool:
+        """Hold `need` against the limit; False when it does not fit. Raises QuotaUnavailable.
+
+        With `window`, `period` is one bucket of a rolling window of that length: the limit binds
+        every window containing the bucket, not the bucket alone."""
         s = self._slice(scope, period)
         s.last_used = time.monotonic()
         if s.available >= need:
@@ -90,13 +100,13 @@ class QuotaLeaser:
                 if pool is None:
                     raise QuotaUnavailable(scope)
                 shortfall = need - s.available
+                args = (scope, period, self.holder, limit, shortfall, max(slice_size, shortfall), LEASE_TTL_SECONDS)
                 try:
                     self.db_calls += 1
-                    row = await fetchrow_bounded(
-                        pool,
-                        "SELECT granted, remaining FROM switchyard_quota_lease($1, $2, $3, $4, $5, $6, $7)",
-                        scope, period, self.holder, limit, shortfall, max(slice_size, shortfall), LEASE_TTL_SECONDS,
-                    )
+                    if window is None:
+                        row = returned(await fetchrow_bounded(pool, _LEASE, *args))
+                    else:
+                        row = returned(await fetchrow_bounded(pool, _LEASE_WINDOW, *args, window))
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                     raise QuotaUnavailable(scope) from exc
                 s.remaining_hint = row["remaining"]

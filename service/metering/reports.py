@@ -1,24 +1,39 @@
-"""Usage summaries from the daily rollup: across tenants for the operator, one tenant for itself.
+"""Usage summaries: across tenants for the operator, one tenant for itself.
 
-usage_daily is kept by the ledger writer in the same statement that stores the ledger rows, so
-these sums equal the ledger's without scanning it. Every tenant-facing query filters by the
-authenticated tenant's id; nothing here takes a tenant id from the request.
+Read through service.metering.usage_query, from the rollups the ledger writer keeps in the same
+statement that stores the ledger rows (so these sums equal the ledger's without scanning it), or
+from the ledger itself for end users. Every tenant-facing query filters by the authenticated
+tenant's id; nothing here takes a tenant id from the request.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
+from service.db.pool import Db, Row, returned
 from service.errors import invalid
+from service.metering.usage_query import (
+    COUNT_FIELDS,
+    GROUP_KEYS,
+    MONEY_FIELDS,
+    UsageQuery,
+    check_user_scope,
+    group_fields,
+    grouped_sql,
+    parse_group_by,
+    total_sql,
+)
+
+__all__ = ["COUNT_FIELDS", "GROUP_KEYS", "MONEY_FIELDS", "TOKEN_FIELDS", "ZERO_MONEY", "UsageQuery", "day_range",
+           "money", "month_bounds", "parse_group_by", "tenant_usage", "usage_summary"]
 
 MAX_RANGE_DAYS = 366
-GROUP_KEYS = ("tenant", "model", "front_end", "day")
-TOKEN_FIELDS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens")
-COUNT_FIELDS = ("requests", "attempts", *TOKEN_FIELDS)
-# The ledger's money scale (NUMERIC(20,10)); sums start here so an empty total reads 0.0000000000.
+TOKEN_FIELDS = COUNT_FIELDS[2:]
+# The ledger's money scale (NUMERIC(20,10)); an empty total reads 0.0000000000.
 ZERO_MONEY = Decimal("0E-10")
 
 
@@ -45,111 +60,61 @@ def day_range(start: str | None, end: str | None, *, today: date) -> tuple[date,
     return first, last
 
 
-def parse_group_by(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ("tenant",)
-    keys: list[str] = []
-    for part in value.split(","):
-        key = part.strip()
-        if key not in GROUP_KEYS:
-            raise invalid(f"`group_by` takes a comma-separated subset of {', '.join(GROUP_KEYS)};"
-                          f" got {key!r}.", "group_by")
-        if key not in keys:
-            keys.append(key)
-    return tuple(keys)
+def totals(row: Row) -> dict[str, Any]:
+    """The total row's sums; sums over no rows come back NULL and read as zero."""
+    out: dict[str, Any] = {f: row[f] or 0 for f in COUNT_FIELDS}
+    out.update({f: row[f] if row[f] is not None else ZERO_MONEY for f in MONEY_FIELDS})
+    return out
 
 
-# Each group key: the columns it selects, groups by and orders by. Names sort bytewise (COLLATE
-# "C") so the order is the same on every database whatever its locale.
-_GROUPS = {
-    "tenant": ("d.tenant_id, t.name AS tenant_name", "d.tenant_id, t.name",
-               't.name COLLATE "C" NULLS LAST, d.tenant_id'),
-    "day": ("d.day", "d.day", "d.day"),
-    "model": ("d.served_model AS model", "d.served_model", 'd.served_model COLLATE "C"'),
-    "front_end": ("d.front_end", "d.front_end", 'd.front_end COLLATE "C"'),
-}
-# The order of precedence when sorting, whatever order the caller listed the keys in.
-_ORDER = ("tenant", "day", "model", "front_end")
-_SUMS = ", ".join(f"sum(d.{f})::bigint AS {f}" for f in COUNT_FIELDS) + (
-    ", sum(d.provider_cost_usd) AS provider_cost_usd, sum(d.billed_usd) AS billed_usd"
-)
+async def _summary(conn: Db, query: UsageQuery) -> tuple[list[asyncpg.Record], dict[str, Any], bool]:
+    """(the groups, the total, whether there are more groups than `limit`)."""
+    check_user_scope(query)
+    sql, args = grouped_sql(query)
+    rows = await conn.fetch(sql, *args)
+    has_more = query.limit is not None and len(rows) > query.limit
+    total_query, total_args = total_sql(query)
+    total = totals(returned(await conn.fetchrow(total_query, *total_args)))
+    return (rows[: query.limit] if has_more else rows), total, has_more
 
 
-def _empty_total(money_fields: tuple[str, ...]) -> dict[str, Any]:
-    total: dict[str, Any] = {f: 0 for f in COUNT_FIELDS}
-    total.update({f: ZERO_MONEY for f in money_fields})
-    return total
+async def usage_summary(conn: Db, query: UsageQuery) -> dict[str, Any]:
+    """Usage across tenants (or within those the filters name), grouped by any of GROUP_KEYS."""
+    rows, total, has_more = await _summary(conn, query)
+    keys = query.keys
+    data = [{**group_fields(row, keys), **{f: row[f] for f in COUNT_FIELDS},
+             **{f: money(row[f]) for f in MONEY_FIELDS}, "savings_usd": money(_saved(row))} for row in rows]
+    rendered = {**{f: total[f] for f in COUNT_FIELDS}, **{f: money(total[f]) for f in MONEY_FIELDS},
+                "savings_usd": money(_saved(total))}
+    return {"from": query.first.isoformat(), "to": query.last.isoformat(), "group_by": keys, "data": data,
+            "total": rendered, "has_more": has_more}
 
 
-def _add(total: dict[str, Any], row: Any, money_fields: tuple[str, ...]) -> None:
-    for f in COUNT_FIELDS:
-        total[f] += row[f]
-    for f in money_fields:
-        total[f] += row[f]
+def _saved(row: Row) -> Decimal:
+    """Billed against always-Baseten-direct for the same requests: positive when routing saved."""
+    direct, billed = row["direct_billed_usd"], row["billed_usd"]
+    saved: Decimal = (direct if direct is not None else ZERO_MONEY) - (billed if billed is not None else ZERO_MONEY)
+    return saved
 
 
-def _render(values: dict[str, Any], money_fields: tuple[str, ...]) -> dict[str, Any]:
-    return {**values, **{f: money(values[f]) for f in money_fields}}
+def _tenant_money(row: Row) -> dict[str, str]:
+    """What a tenant sees: what it is billed, what always-direct would have billed, the saving."""
+    return {"cost_usd": money(row["billed_usd"] if row["billed_usd"] is not None else ZERO_MONEY),
+            "direct_cost_usd": money(row["direct_billed_usd"] if row["direct_billed_usd"] is not None
+                                     else ZERO_MONEY),
+            "savings_usd": money(_saved(row))}
 
 
-async def usage_summary(conn, first: date, last: date, group_by: tuple[str, ...]) -> dict[str, Any]:
-    """Usage across tenants for the days first..last, grouped by any subset of GROUP_KEYS."""
-    keys = [k for k in _ORDER if k in group_by]
-    select = ", ".join(_GROUPS[k][0] for k in keys)
-    group = ", ".join(_GROUPS[k][1] for k in keys)
-    order = ", ".join(_GROUPS[k][2] for k in keys)
-    rows = await conn.fetch(
-        f"SELECT {select}, {_SUMS} FROM usage_daily d LEFT JOIN tenants t ON t.id = d.tenant_id"
-        f" WHERE d.day >= $1 AND d.day <= $2 GROUP BY {group} ORDER BY {order}",
-        first,
-        last,
-    )
-    money_fields = ("provider_cost_usd", "billed_usd")
-    total = _empty_total(money_fields)
-    data = []
-    for row in rows:
-        _add(total, row, money_fields)
-        entry: dict[str, Any] = {}
-        if "tenant" in keys:
-            entry["tenant_id"] = str(row["tenant_id"])
-            entry["tenant_name"] = row["tenant_name"]
-        if "day" in keys:
-            entry["day"] = row["day"].isoformat()
-        if "model" in keys:
-            entry["model"] = row["model"]
-        if "front_end" in keys:
-            entry["front_end"] = row["front_end"]
-        entry.update({f: row[f] for f in COUNT_FIELDS})
-        entry.update({f: money(row[f]) for f in money_fields})
-        data.append(entry)
-    return {"from": first.isoformat(), "to": last.isoformat(), "group_by": keys, "data": data,
-            "total": _render(total, money_fields)}
-
-
-async def tenant_usage(conn, tenant_id: uuid.UUID, first: date, last: date) -> dict[str, Any]:
-    """One tenant's usage per day, model and front end; cost is what the tenant is billed."""
-    rows = await conn.fetch(
-        f"SELECT day, served_model, front_end, {', '.join(COUNT_FIELDS)}, billed_usd AS cost_usd"
-        " FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day <= $3"
-        ' ORDER BY day, served_model COLLATE "C", front_end COLLATE "C"',
-        tenant_id,
-        first,
-        last,
-    )
-    money_fields = ("cost_usd",)
-    total = _empty_total(money_fields)
-    data = []
-    for row in rows:
-        _add(total, row, money_fields)
-        data.append({
-            "day": row["day"].isoformat(),
-            "model": row["served_model"],
-            "front_end": row["front_end"],
-            **{f: row[f] for f in COUNT_FIELDS},
-            "cost_usd": money(row["cost_usd"]),
-        })
-    return {"object": "usage", "from": first.isoformat(), "to": last.isoformat(), "data": data,
-            "total": _render(total, money_fields)}
+async def tenant_usage(conn: Db, query: UsageQuery) -> dict[str, Any]:
+    """One tenant's usage (its id is in the query's filters); cost is what the tenant is billed."""
+    if query.filters.tenant_id is None:
+        raise ValueError("a tenant's usage needs the tenant's id in its filters")
+    rows, total, has_more = await _summary(conn, query)
+    keys = query.keys
+    data = [{**group_fields(row, keys), **{f: row[f] for f in COUNT_FIELDS}, **_tenant_money(row)} for row in rows]
+    rendered = {**{f: total[f] for f in COUNT_FIELDS}, **_tenant_money(total)}
+    return {"object": "usage", "from": query.first.isoformat(), "to": query.last.isoformat(), "group_by": keys,
+            "data": data, "total": rendered, "has_more": has_more}
 
 
 def month_bounds(month: date) -> tuple[date, date]:

@@ -7,14 +7,17 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Iterable
+from typing import BinaryIO, cast
 
 import orjson
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 # Any field whose name says secret is replaced, whatever logged it.
 # "token" only as a whole word, so token counts (prompt_tokens) stay readable.
 _SECRET_FIELDS = re.compile(
-    r"(authorization|api[-_]?key|secret|password|cookie|(^|[-_])token($|[-_])|^key$)", re.I
+    r"(authorization|api[-_]?key|secret|password|cookie|(^|[-_])token($|[-_])|^key$)", re.IGNORECASE
 )
 _KEY_PATTERN = re.compile(r"(sk-sy-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+|(xpay_sk_|orth_(?:live|test)_)[A-Za-z0-9_\-]+")
 
@@ -27,7 +30,7 @@ _SAFE_FIELDS = frozenset({
 })
 
 
-def _redact(_logger, _name, event_dict):
+def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     for key in list(event_dict):
         if key in _SAFE_FIELDS:
             continue
@@ -40,20 +43,21 @@ def _redact(_logger, _name, event_dict):
     return event_dict
 
 
-def _known_secrets(values) -> object:
+def _known_secrets(values: Iterable[str]) -> Processor:
     """Replaces the operator's own secrets (admin token, provider keys) wherever they appear,
     whatever field carries them: their shape is not known, their values are."""
     secrets = tuple(sorted({v for v in values if v and len(v) >= 8}, key=len, reverse=True))
 
-    def processor(_logger, _name, event_dict):
+    def processor(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
         if not secrets:
             return event_dict
         for key, value in event_dict.items():
             if isinstance(value, str):
+                redacted = value
                 for secret in secrets:
-                    if secret in value:
-                        value = value.replace(secret, "[redacted]")
-                event_dict[key] = value
+                    if secret in redacted:
+                        redacted = redacted.replace(secret, "[redacted]")
+                event_dict[key] = redacted
         return event_dict
 
     return processor
@@ -64,7 +68,7 @@ class BufferedOutput:
     buffer grows past 64 KiB, and at exit): a write and flush syscall per request line was a
     twelfth of a worker's time under load."""
 
-    def __init__(self, raw, interval: float = 0.1, limit: int = 64 * 1024) -> None:
+    def __init__(self, raw: BinaryIO, interval: float = 0.1, limit: int = 64 * 1024) -> None:
         self._raw = raw
         self._parts: list[bytes] = []
         self._size = 0
@@ -108,8 +112,8 @@ class BufferedOutput:
 _output: BufferedOutput | None = None
 
 
-def _buffered(raw) -> BufferedOutput:
-    global _output
+def _buffered(raw: BinaryIO) -> BufferedOutput:
+    global _output  # noqa: PLW0603 - one buffer per process, swapped only when stdout changes
     if _output is None or _output._raw is not raw:
         if _output is not None:
             _output.close()
@@ -122,13 +126,14 @@ def flush_logs() -> None:
         _output.drain()
 
 
-def configure_logging(level: str = "INFO", json: bool = True, secrets=()) -> None:
+def configure_logging(level: str = "INFO", json: bool = True, secrets: Iterable[str] = ()) -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(stream=sys.stdout, level=numeric, format="%(message)s", force=True)
     for noisy in ("httpx", "httpcore", "mcp", "uvicorn.access", "granian.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # orjson renders into bytes written straight to stdout: the stdlib encoder was a tenth of a request.
-    raw_stdout = getattr(sys.stdout, "buffer", None)
+    raw_stdout: BinaryIO | None = getattr(sys.stdout, "buffer", None)
+    renderer: Processor
     if not json:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     elif raw_stdout is not None:
@@ -147,7 +152,9 @@ def configure_logging(level: str = "INFO", json: bool = True, secrets=()) -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=(structlog.BytesLoggerFactory(file=_buffered(raw_stdout)) if json and raw_stdout is not None
+        # BytesLogger only calls write and flush, which BufferedOutput has; it is not a full BinaryIO.
+        logger_factory=(structlog.BytesLoggerFactory(file=cast(BinaryIO, _buffered(raw_stdout)))
+                        if json and raw_stdout is not None
                         else structlog.PrintLoggerFactory(file=sys.stdout)),
         cache_logger_on_first_use=True,
     )

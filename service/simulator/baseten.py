@@ -18,12 +18,14 @@ from typing import Any
 
 import msgspec
 
-from service.asgi import ClientGone, read_request_body
+from service.asgi import ASGIApp, ClientGone, Receive, Scope, Send, read_request_body
 from service.simulator.baseten_checks import Reject, check_auth, validate
 from service.simulator.catalog import load_fake_catalog
 from service.simulator.control import BasetenConfig, RequestLog, handle_control
 from service.simulator.engine import (
     FakeModel,
+    Generation,
+    JsonObject,
     coalesce_chunks,
     completion_body,
     generate,
@@ -51,17 +53,13 @@ SSE = [
 
 @dataclass
 class BasetenState:
-    models: dict[str, FakeModel] | None = None
-    config: BasetenConfig | None = None
+    models: dict[str, FakeModel] = field(default_factory=load_fake_catalog)
+    config: BasetenConfig = field(default_factory=BasetenConfig.from_env)
     prefix: str = "/v1"
     log_limit: int = 1000
     faults: FaultBook = field(default_factory=FaultBook)
 
     def __post_init__(self) -> None:
-        if self.models is None:
-            self.models = load_fake_catalog()
-        if self.config is None:
-            self.config = BasetenConfig.from_env()
         self._initial = self.config
         self.log = RequestLog(self.log_limit, self.config.log_requests)
         self._listing: bytes | None = None
@@ -82,7 +80,7 @@ class BasetenState:
         return self._listing
 
 
-def encode_chunk(chunk: dict) -> bytes:
+def encode_chunk(chunk: JsonObject) -> bytes:
     """OpenAI framing, as service.chat.sse does it; kept here so the stand-in needs only msgspec."""
     return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
 
@@ -90,27 +88,27 @@ def encode_chunk(chunk: dict) -> bytes:
 
 
 def _model_header(model_id: str) -> bytes:
-    digest = hashlib.sha1(model_id.encode("utf-8")).digest()
+    digest = hashlib.sha1(model_id.encode("utf-8"), usedforsecurity=False).digest()
     return base64.b32encode(digest).decode("ascii").lower()[:8].encode("ascii")
 
 
-async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     length = [(b"content-length", str(len(body)).encode("ascii"))]
     await send({"type": "http.response.start", "status": status, "headers": headers + length})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _hang(receive: Any) -> None:
+async def _hang(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
-def create_app(state: BasetenState | None = None) -> Any:
+def create_app(state: BasetenState | None = None) -> ASGIApp:
     state = state or BasetenState()
     chat_path = state.prefix + "/chat/completions"
     models_path = state.prefix + "/models"
 
-    async def app(scope: dict, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -140,11 +138,11 @@ def create_app(state: BasetenState | None = None) -> Any:
     return app
 
 
-def _headers(scope: dict) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _chat(state: BasetenState, scope: dict, receive: Any, send: Any) -> None:
+async def _chat(state: BasetenState, scope: Scope, receive: Receive, send: Send) -> None:
     config = state.config
     headers = _headers(scope)
     base = [
@@ -185,7 +183,7 @@ async def _chat(state: BasetenState, scope: dict, receive: Any, send: Any) -> No
         await _complete(config, model, gen, fault, receive, send, JSON + base)
 
 
-async def _before_response(fault: Fault, receive: Any) -> bool:
+async def _before_response(fault: Fault, receive: Receive) -> bool:
     """Apply the faults that act before any byte is sent; True when the client went away meanwhile."""
     if fault.delay_first_byte_ms:
         await asyncio.sleep(fault.delay_first_byte_ms / 1000)
@@ -198,7 +196,7 @@ async def _before_response(fault: Fault, receive: Any) -> bool:
     return False
 
 
-async def _models(state: BasetenState, scope: dict, receive: Any, send: Any) -> None:
+async def _models(state: BasetenState, scope: Scope, receive: Receive, send: Send) -> None:
     headers = _headers(scope)
     if state.log.enabled:
         query = scope.get("query_string", b"").decode("latin-1")
@@ -212,7 +210,7 @@ async def _models(state: BasetenState, scope: dict, receive: Any, send: Any) -> 
     await _send(send, 200, state.listing(), JSON)
 
 
-def _fault_for(state: BasetenState, path: str, headers: Mapping[str, str], body: Any) -> Fault:
+def _fault_for(state: BasetenState, path: str, headers: Mapping[str, str], body: object) -> Fault:
     model = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
     fault = state.faults.take(path, model) or Fault()
     spec = headers.get("x-fake-fault")
@@ -225,7 +223,13 @@ def _fault_for(state: BasetenState, path: str, headers: Mapping[str, str], body:
 
 
 async def _complete(
-    config: BasetenConfig, model: FakeModel, gen: Any, fault: Fault, receive: Any, send: Any, headers: list
+    config: BasetenConfig,
+    model: FakeModel,
+    gen: Generation,
+    fault: Fault,
+    receive: Receive,
+    send: Send,
+    headers: list[tuple[bytes, bytes]],
 ) -> None:
     if config.total_latency_ms:
         await asyncio.sleep(config.total_latency_ms / 1000)
@@ -235,7 +239,7 @@ async def _complete(
     if fault.drop_after_chunks is not None or fault.timeout_after_chunks:
         # Promise the whole body, deliver half, then end the connection (or stall) mid-body.
         await send({"type": "http.response.start", "status": 200,
-                    "headers": headers + [(b"content-length", str(len(payload)).encode("ascii"))]})
+                    "headers": [*headers, (b"content-length", str(len(payload)).encode("ascii"))]})
         await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
         if fault.timeout_after_chunks:
             await _hang(receive)
@@ -246,12 +250,12 @@ async def _complete(
 async def _stream(
     state: BasetenState,
     model: FakeModel,
-    gen: Any,
-    body: dict,
+    gen: Generation,
+    body: JsonObject,
     fault: Fault,
-    receive: Any,
-    send: Any,
-    headers: list,
+    receive: Receive,
+    send: Send,
+    headers: list[tuple[bytes, bytes]],
 ) -> None:
     config = state.config
     options = body.get("stream_options") or {}

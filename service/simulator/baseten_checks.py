@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.simulator.control import BasetenConfig
@@ -17,7 +17,7 @@ PART_MODALITY = {"image_url": "image", "input_audio": "audio", "audio_url": "aud
 FORMAT_TYPES = ("text", "json_object", "json_schema", "grammar", "structural_tag")
 
 
-def whole_number(value: Any) -> int | None:
+def whole_number(value: object) -> int | None:
     """An integer field as the engines' pydantic models read it in lax mode: 64 or 64.0, never True
     [INF: Baseten's engines validate with pydantic; 64.0 is also the integer 64 to JSON Schema]."""
     if isinstance(value, bool):
@@ -45,7 +45,7 @@ def check_auth(config: BasetenConfig, headers: Mapping[str, str]) -> None:
         raise Reject(402, string_error(EXHAUSTED_MESSAGE))
 
 
-def validate(models: Mapping[str, FakeModel], config: BasetenConfig, body: Any) -> FakeModel:
+def validate(models: Mapping[str, FakeModel], config: BasetenConfig, body: object) -> FakeModel:
     """The model a valid body asks for; otherwise a Reject in the shape Baseten uses for that error."""
     if not isinstance(body, dict):
         raise Reject(400, object_error(400, "Validation: request body must be a JSON object"))
@@ -72,7 +72,8 @@ def validate(models: Mapping[str, FakeModel], config: BasetenConfig, body: Any) 
             raise bad(f"Validation: `messages[{i}].tool_call_id` is required for tool messages")
         content = message.get("content")
         for part in content if isinstance(content, list) else ():
-            needed = PART_MODALITY.get(part.get("type")) if isinstance(part, dict) else None
+            kind = part.get("type") if isinstance(part, dict) else None
+            needed = PART_MODALITY.get(kind) if isinstance(kind, str) else None
             if needed and needed not in model.input_modalities:
                 raise bad("This model does not support multimodal (image/video/audio) inputs.")
     for name in ("n", "best_of"):
@@ -110,7 +111,7 @@ def validate(models: Mapping[str, FakeModel], config: BasetenConfig, body: Any) 
     return model
 
 
-def _validate_format(fmt: Any, bad: Any) -> None:
+def _validate_format(fmt: object, bad: Callable[[str], Reject]) -> None:
     if fmt is None:
         return
     if not isinstance(fmt, dict) or fmt.get("type") not in FORMAT_TYPES:
@@ -121,12 +122,12 @@ def _validate_format(fmt: Any, bad: Any) -> None:
             raise bad("Validation: `response_format.json_schema.name` cannot be empty")
 
 
-def _function(tool: dict) -> dict:
+def _function(tool: Mapping[str, Any]) -> dict[str, Any]:
     function = tool.get("function")
     return function if isinstance(function, dict) else {}
 
 
-def _validate_tools(body: dict, bad: Any) -> None:
+def _validate_tools(body: Mapping[str, Any], bad: Callable[[str], Reject]) -> None:
     tools = body.get("tools")
     if tools is not None and (
         not isinstance(tools, list)

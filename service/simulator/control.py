@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
@@ -38,9 +38,9 @@ class RequestLog:
 
     def __init__(self, limit: int = 1000, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._entries: deque[dict] = deque(maxlen=limit)
+        self._entries: deque[dict[str, object]] = deque(maxlen=limit)
 
-    def record(self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any) -> None:
+    def record(self, method: str, path: str, query: str, headers: Mapping[str, str], body: object) -> None:
         if not self.enabled:
             return
         self._entries.append(
@@ -54,7 +54,7 @@ class RequestLog:
             }
         )
 
-    def entries(self) -> list[dict]:
+    def entries(self) -> list[dict[str, object]]:
         return list(self._entries)
 
     def clear(self) -> None:
@@ -84,12 +84,12 @@ class BasetenConfig:
     max_body_bytes: int = 100 * 1024 * 1024
     log_requests: bool = True
 
-    CHOICES = {
+    CHOICES: ClassVar[Mapping[str, tuple[object, ...]]] = {
         "auth_status": (401, 403),
         "unknown_model_status": (403, 404),
         "reasoning_effort_policy": ("ignore", "400"),
     }
-    MINIMUM = {"tokens_per_chunk": 1, "max_body_bytes": 1}
+    MINIMUM: ClassVar[Mapping[str, int]] = {"tokens_per_chunk": 1, "max_body_bytes": 1}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> BasetenConfig:
@@ -138,23 +138,38 @@ class BasetenConfig:
             raise ConfigError(f"{name} must be one of {self.CHOICES[name]}")
         return value
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, object]:
         out = asdict(self)
         out["api_key"] = REDACTED if self.api_key else None
         return out
 
 
+# A control answer: its HTTP status and a JSON-able payload.
+ControlAnswer = tuple[int, object]
+
+
 class ControlledState(Protocol):
-    config: Any
-    faults: FaultBook
-    log: RequestLog
+    """What every stand-in's state offers the control surface."""
+
+    @property
+    def faults(self) -> FaultBook: ...
+
+    @property
+    def log(self) -> RequestLog: ...
 
     def reset(self) -> None: ...
+
+
+class ConfiguredState(ControlledState, Protocol):
+    """A stand-in whose knobs are a BasetenConfig (the Baseten stand-in)."""
+
+    @property
+    def config(self) -> BasetenConfig: ...
 
     def configure(self, changes: Mapping[str, Any]) -> None: ...
 
 
-def common_control(state: Any, action: str, method: str) -> tuple[int, Any] | None:
+def common_control(state: ControlledState, action: str, method: str) -> ControlAnswer | None:
     """The control actions every stand-in has: its request log and a reset; None for the rest."""
     if action == "requests" and method == "GET":
         return 200, {"requests": state.log.entries()}
@@ -167,7 +182,7 @@ def common_control(state: Any, action: str, method: str) -> tuple[int, Any] | No
     return None
 
 
-def handle_control(state: ControlledState, method: str, path: str, body: bytes) -> tuple[int, Any]:
+def handle_control(state: ConfiguredState, method: str, path: str, body: bytes) -> ControlAnswer:
     """Answer one `/__control/...` request: (status, JSON-able payload)."""
     action = path.removeprefix("/__control/").strip("/")
     try:
@@ -186,15 +201,21 @@ def handle_control(state: ControlledState, method: str, path: str, body: bytes) 
         except ConfigError as exc:
             return 400, {"error": str(exc)}
         return 200, state.config.public()
+    return fault_control(state.faults, method, path, payload)
+
+
+def fault_control(faults: FaultBook, method: str, path: str, payload: object) -> ControlAnswer:
+    """`/__control/faults` (GET, POST, DELETE); 404 for any other action."""
+    action = path.removeprefix("/__control/").strip("/")
     if action == "faults" and method == "GET":
-        return 200, {"rules": state.faults.describe()}
+        return 200, {"rules": faults.describe()}
     if action == "faults" and method == "POST":
         try:
-            rule = state.faults.add(payload)
+            rule = faults.add(payload)
         except FaultSpecError as exc:
             return 400, {"error": str(exc)}
         return 200, rule.describe()
     if action == "faults" and method == "DELETE":
-        state.faults.clear()
+        faults.clear()
         return 200, {"ok": True}
     return 404, {"error": f"no control action {method} {path}"}

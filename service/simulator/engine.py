@@ -15,9 +15,23 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, TypedDict
 
 from service.simulator.schema_values import LOREM, value_for_schema
+
+# A JSON object as the wire carries it: a completion body, a chunk, a delta, a usage block.
+JsonObject: TypeAlias = dict[str, Any]
+
+
+class FunctionCall(TypedDict):
+    name: str | None
+    arguments: str
+
+
+class ToolCall(TypedDict):
+    id: str
+    type: str
+    function: FunctionCall
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -47,7 +61,7 @@ class FakeModel:
     # The full /v1/models entry as the catalog file gives it (without the fake-only keys).
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def listing(self) -> dict:
+    def listing(self) -> JsonObject:
         if self.entry:
             return {k: v for k, v in self.entry.items() if k != "fake"}
         return {
@@ -76,7 +90,7 @@ class FakeModel:
 class Generation:
     reasoning_pieces: list[str]
     content_pieces: list[str] | None
-    tool_calls: list[dict] | None
+    tool_calls: list[ToolCall] | None
     finish_reason: str
     prompt_tokens: int
     cached_tokens: int
@@ -91,7 +105,7 @@ class Generation:
         answer = len(self.content_pieces or ()) + sum(len(f) for f in self.tool_fragments)
         return len(self.reasoning_pieces) + answer
 
-    def usage(self, model: FakeModel, upto_pieces: int | None = None) -> dict:
+    def usage(self, model: FakeModel, upto_pieces: int | None = None) -> JsonObject:
         total = self.completion_tokens
         done = total if upto_pieces is None else max(0, min(upto_pieces, total))
         reasoning = min(done, len(self.reasoning_pieces)) if model.reasoning_tokens_reported else 0
@@ -163,7 +177,7 @@ def _json_content(body: Mapping[str, Any], rng: random.Random) -> str | None:
     return None
 
 
-def _chosen_tool(body: Mapping[str, Any], fake_tool_call: bool) -> dict | None:
+def _chosen_tool(body: Mapping[str, Any], fake_tool_call: bool) -> Mapping[str, Any] | None:
     tools = [t for t in body.get("tools") or () if isinstance(t, Mapping)]
     if not tools:
         return None
@@ -190,7 +204,7 @@ def _budget(body: Mapping[str, Any]) -> int:
 
 
 def generate(
-    model: FakeModel, body: dict, *, fake_cached: int = 0, fake_tool_call: bool = False
+    model: FakeModel, body: Mapping[str, Any], *, fake_cached: int = 0, fake_tool_call: bool = False
 ) -> Generation:
     """Answer a validated chat-completions body deterministically."""
     messages = body.get("messages") or []
@@ -202,13 +216,14 @@ def generate(
         start = rng.randrange(len(_THINKING))
         # A rotation of one sentence reads like thinking, unlike a bag of random words.
         words = [_THINKING[(start + i) % len(_THINKING)] for i in range(rng.randint(7, 31))]
-        reasoning = _as_pieces(["We"] + words)
+        reasoning = _as_pieces(["We", *words])
     finish = "stop"
+    content: list[str] | None = None
+    calls: list[ToolCall] | None = None
     if len(reasoning) >= budget:
         reasoning, content, calls, finish = reasoning[:budget], None, None, "length"
     else:
         left = budget - len(reasoning)
-        content, calls = None, None
         tool = _chosen_tool(body, fake_tool_call)
         if tool is not None:
             rng = _rng(model, body, "tool")
@@ -233,14 +248,14 @@ def generate(
             else:
                 words = _words(rng, LOREM, rng.randint(8, 24))
                 words[0] = words[0].capitalize()
-                content = _as_pieces(words) + ["."]
+                content = [*_as_pieces(words), "."]
             if len(content) > left:
                 content, finish = content[:left], "length"
     cached = max(0, min(int(fake_cached), prompt))
     return Generation(reasoning, content, calls, finish, prompt, cached)
 
 
-def _choice_extras(model: FakeModel, finish: str) -> dict:
+def _choice_extras(model: FakeModel, finish: str) -> JsonObject:
     if model.stream_style == "sparse":
         return {"stop_reason": _GLM_STOP_TOKEN if finish == "stop" else None}
     return {}
@@ -248,8 +263,8 @@ def _choice_extras(model: FakeModel, finish: str) -> dict:
 
 def completion_body(
     model: FakeModel, gen: Generation, *, id: str | None = None, created: int | None = None
-) -> dict:
-    message: dict[str, Any] = {}
+) -> JsonObject:
+    message: JsonObject = {}
     if gen.tool_calls is not None:
         message["tool_calls"] = gen.tool_calls
     elif gen.content_pieces is not None:
@@ -257,7 +272,7 @@ def completion_body(
     message["role"] = "assistant"
     if gen.reasoning_pieces:
         message["reasoning_content"] = "".join(gen.reasoning_pieces)
-    choice = {"index": 0, "message": message, "finish_reason": gen.finish_reason}
+    choice: JsonObject = {"index": 0, "message": message, "finish_reason": gen.finish_reason}
     choice.update(_choice_extras(model, gen.finish_reason))
     return {
         "id": id or f"chatcmpl-{uuid.uuid4().hex}",
@@ -278,14 +293,14 @@ def stream_chunks(
     id: str | None = None,
     created: int | None = None,
     finish_before_content: bool = False,
-) -> list[dict]:
+) -> list[JsonObject]:
     """The chunk sequence of a Baseten stream (without the `[DONE]` sentinel)."""
     chunk_id = id or f"chatcmpl-{uuid.uuid4().hex}"
     stamp = int(time.time()) if created is None else created
     nulls = model.nulls
 
-    def chunk(choices: list, usage: dict | None) -> dict:
-        out: dict[str, Any] = {"id": chunk_id, "choices": choices, "created": stamp, "model": model.id}
+    def chunk(choices: list[JsonObject], usage: JsonObject | None) -> JsonObject:
+        out: JsonObject = {"id": chunk_id, "choices": choices, "created": stamp, "model": model.id}
         if nulls:
             out["service_tier"] = None
             out["system_fingerprint"] = None
@@ -293,7 +308,7 @@ def stream_chunks(
         out["usage"] = usage
         return out
 
-    def delta(upto: int, **fields: Any) -> dict:
+    def delta(upto: int, **fields: Any) -> JsonObject:
         body = {**_NULL_DELTA, **fields} if nulls else fields
         return chunk([{"index": 0, "delta": body}], gen.usage(model, upto) if continuous_usage else None)
 
@@ -305,16 +320,16 @@ def stream_chunks(
     for piece in gen.content_pieces or ():
         emitted += 1
         chunks.append(delta(emitted, content=piece))
-    for index, (call, fragments) in enumerate(zip(gen.tool_calls or (), gen.tool_fragments)):
+    for index, (call, fragments) in enumerate(zip(gen.tool_calls or (), gen.tool_fragments, strict=True)):
         head = {"index": index, "id": call["id"], "type": "function"}
         opening = {"name": call["function"]["name"], "arguments": ""}
         chunks.append(delta(emitted, tool_calls=[{**head, "function": opening}]))
         for fragment in fragments:
             emitted += 1
-            piece = {"name": None, "arguments": fragment}
-            chunks.append(delta(emitted, tool_calls=[{**head, "function": piece}]))
+            more: FunctionCall = {"name": None, "arguments": fragment}
+            chunks.append(delta(emitted, tool_calls=[{**head, "function": more}]))
     empty = dict(_NULL_DELTA) if nulls else {}
-    finish_choice = {"index": 0, "delta": empty, "finish_reason": gen.finish_reason}
+    finish_choice: JsonObject = {"index": 0, "delta": empty, "finish_reason": gen.finish_reason}
     finish_choice.update(_choice_extras(model, gen.finish_reason))
     finish = chunk([finish_choice], gen.usage(model) if continuous_usage else None)
     if finish_before_content and gen.content_pieces:
@@ -328,9 +343,9 @@ def stream_chunks(
     return chunks
 
 
-def _mergeable(chunk: dict) -> tuple[str, dict] | None:
+def _mergeable(chunk: JsonObject) -> tuple[str, JsonObject] | None:
     """(kind, delta) for a chunk carrying one text fragment, the only chunks a bigger step may join."""
-    choices = chunk.get("choices") or ()
+    choices: list[JsonObject] = chunk.get("choices") or []
     if len(choices) != 1 or choices[0].get("finish_reason") is not None:
         return None
     delta = choices[0].get("delta") or {}
@@ -347,12 +362,13 @@ def _mergeable(chunk: dict) -> tuple[str, dict] | None:
     return None
 
 
-def coalesce_chunks(chunks: list[dict], tokens_per_chunk: int) -> list[dict]:
+def coalesce_chunks(chunks: list[JsonObject], tokens_per_chunk: int) -> list[JsonObject]:
     """Join runs of same-kind single-token chunks, `tokens_per_chunk` at a time (usage of the last)."""
     if tokens_per_chunk <= 1:
         return chunks
-    out: list[dict] = []
-    run_kind, run_len = None, 0
+    out: list[JsonObject] = []
+    run_kind: str | None = None
+    run_len = 0
     for chunk in chunks:
         found = _mergeable(chunk)
         if found is None:
@@ -376,6 +392,7 @@ def coalesce_chunks(chunks: list[dict], tokens_per_chunk: int) -> list[dict]:
     return out
 
 
-def _copy_chunk(chunk: dict) -> dict:
+def _copy_chunk(chunk: JsonObject) -> JsonObject:
     # Deep enough that joining text into the copy never alters the caller's list.
-    return json.loads(json.dumps(chunk))
+    copied: JsonObject = json.loads(json.dumps(chunk))
+    return copied

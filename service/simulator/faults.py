@@ -113,7 +113,7 @@ def parse_fault(spec: str) -> Fault:
             out["status"], out["shape"] = code, shape
         elif name == "retry_after":
             out["retry_after"] = str(_count(name, value))
-        elif name in ("delay_first_byte_ms", "inter_chunk_ms") or name in ("drop_after_chunks", "error_event_after_chunks"):
+        elif name in ("delay_first_byte_ms", "inter_chunk_ms", "drop_after_chunks", "error_event_after_chunks"):
             out[name] = _count(name, value)
         elif name == "malformed_chunk":
             out[name] = 1 if value is None else _count(name, value)
@@ -152,7 +152,7 @@ class FaultRule:
             return False
         return self.tool is None or tool == self.tool
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         return {
             "match": {"path": self.path, "model": self.model, "tool": self.tool, "nth": self.nth},
             "fault": self.spec,
@@ -166,7 +166,7 @@ class FaultRule:
 class FaultBook:
     rules: list[FaultRule] = field(default_factory=list)
 
-    def add(self, payload: Any) -> FaultRule:
+    def add(self, payload: object) -> FaultRule:
         if not isinstance(payload, dict) or not isinstance(payload.get("fault"), str):
             raise FaultSpecError('expected {"match": {...}, "fault": "<spec>", "times"?: n}')
         match = payload.get("match") or {}
@@ -212,7 +212,7 @@ class FaultBook:
     def clear(self) -> None:
         self.rules.clear()
 
-    def describe(self) -> list[dict]:
+    def describe(self) -> list[dict[str, object]]:
         return [rule.describe() for rule in self.rules]
 
 

@@ -7,16 +7,27 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import msgspec
 
+from service.asgi import ClientGone, Receive, Send, read_request_body
 from service.simulator.baseten import BasetenState, create_app
 from service.simulator.catalog import load_fake_catalog
-from service.asgi import ClientGone, read_request_body
-from service.simulator.control import BasetenConfig, common_control, handle_control
+from service.simulator.control import (
+    BasetenConfig,
+    ControlAnswer,
+    ControlledState,
+    common_control,
+    fault_control,
+    handle_control,
+)
 from service.simulator.engine import FakeModel
+from service.simulator.faults import Fault
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # The key the marketplaces use for their own Baseten account; never seen by their clients.
 UPSTREAM_KEY = "standin-marketplace-upstream-key"
@@ -34,10 +45,12 @@ class KnobError(ValueError):
     pass
 
 
-def apply_knobs(config: Any, changes: Mapping[str, Any], choices: Mapping[str, tuple]) -> None:
+def apply_knobs(
+    config: DataclassInstance, changes: Mapping[str, object], choices: Mapping[str, tuple[object, ...]]
+) -> None:
     """Validate every change against the dataclass field types and `choices`, then apply them all."""
     known = {f.name: str(f.type) for f in dataclasses.fields(config)}
-    clean: dict[str, Any] = {}
+    clean: dict[str, object] = {}
     for name, value in changes.items():
         if name not in known:
             raise KnobError(f"unknown config key {name!r}")
@@ -54,7 +67,7 @@ def apply_knobs(config: Any, changes: Mapping[str, Any], choices: Mapping[str, t
         setattr(config, name, value)
 
 
-def _coerce(name: str, kind: str, value: Any) -> Any:
+def _coerce(name: str, kind: str, value: object) -> object:
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -76,8 +89,8 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
     raise KnobError(f"{name} must be a string")
 
 
-def public_config(config: Any, secrets: tuple[str, ...] = ("api_key",)) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def public_config(config: DataclassInstance, secrets: tuple[str, ...] = ("api_key",)) -> dict[str, object]:
+    out: dict[str, object] = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if f.name in secrets:
@@ -107,7 +120,7 @@ class UpstreamBaseten:
         self.state: BasetenState | None = None
         if url is None:
             self.state = BasetenState(config=BasetenConfig(api_key=UPSTREAM_KEY))
-            self.models: dict[str, FakeModel] = self.state.models or {}
+            self.models: dict[str, FakeModel] = self.state.models
             self._key = UPSTREAM_KEY
         else:
             self.models = load_fake_catalog()
@@ -124,7 +137,8 @@ class UpstreamBaseten:
                     timeout=self._timeout,
                 )
             else:
-                self._client = httpx.AsyncClient(base_url=self.url.rstrip("/"), timeout=self._timeout)
+                base_url = (self.url or "").rstrip("/")  # no in-process state: a url was given
+                self._client = httpx.AsyncClient(base_url=base_url, timeout=self._timeout)
         return self._client
 
     async def chat(self, body: dict[str, Any], fault: str | None = None) -> UpstreamAnswer:
@@ -140,7 +154,7 @@ class UpstreamBaseten:
             return UpstreamAnswer(502, b'{"error":"bad gateway"}', "application/json")
         return UpstreamAnswer(response.status_code, response.content, response.headers.get("content-type", ""))
 
-    def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    def control(self, method: str, path: str, body: bytes) -> ControlAnswer:
         """`/__control/upstream/...` on the marketplace: the in-process Baseten's own control surface."""
         if self.state is None:
             return 404, {"error": "the upstream is a separate server: use its own /__control endpoints"}
@@ -151,7 +165,7 @@ class UpstreamBaseten:
             self.state.reset()
 
 
-async def read_body(receive: Any, limit: int = 16 * 1024 * 1024) -> bytes | None:
+async def read_body(receive: Receive, limit: int = 16 * 1024 * 1024) -> bytes | None:
     """The whole request body, or None if the client went away or sent more than `limit`."""
     try:
         return await read_request_body(receive, limit)
@@ -159,7 +173,7 @@ async def read_body(receive: Any, limit: int = 16 * 1024 * 1024) -> bytes | None
         return None
 
 
-async def send_json(send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(send: Send, status: int, payload: object, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = payload if isinstance(payload, bytes) else msgspec.json.encode(payload)
     all_headers = JSON_HEADERS + (headers or []) + [(b"content-length", str(len(body)).encode("ascii"))]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
@@ -170,14 +184,32 @@ def scope_headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
 
 
-def decode_json(raw: bytes) -> Any:
+def decode_json(raw: bytes) -> Any:  # whatever JSON the client sent: every reader checks its shape
     try:
         return msgspec.json.decode(raw) if raw.strip() else None
     except msgspec.DecodeError:
         return None
 
 
-def handle_market_control(state: Any, method: str, path: str, raw: bytes) -> tuple[int, Any]:
+class MarketState(ControlledState, Protocol):
+    """What a marketplace stand-in's state offers its control surface."""
+
+    @property
+    def config(self) -> DataclassInstance: ...
+
+    @property
+    def upstream(self) -> UpstreamBaseten: ...
+
+    def configure(self, changes: dict[str, Any]) -> None: ...
+
+    def set_balance(self, payload: dict[str, Any]) -> None: ...
+
+    def balance_view(self) -> dict[str, object]: ...
+
+    def extra_control(self, action: str, method: str, payload: object) -> ControlAnswer | None: ...
+
+
+def handle_market_control(state: MarketState, method: str, path: str, raw: bytes) -> ControlAnswer:
     """`/__control/...` for a marketplace stand-in.
 
     requests (GET, DELETE), reset, config (GET, POST), balance (GET, POST), faults (GET, POST,
@@ -206,14 +238,14 @@ def handle_market_control(state: Any, method: str, path: str, raw: bytes) -> tup
     if action == "balance" and method in ("GET", "POST"):
         return 200, state.balance_view()
     if action == "faults":
-        return handle_control(state, method, path, raw)
+        return fault_control(state.faults, method, path, payload)
     extra = state.extra_control(action, method, payload)
     if extra is not None:
         return extra
     return 404, {"error": f"no control action {method} {path}"}
 
 
-async def delay_or_hang(fault: Any, receive: Any) -> bool:
+async def delay_or_hang(fault: Fault, receive: Receive) -> bool:
     """Applies a fault's first-byte delay; True when the fault is a hang (the client has gone by
     the time this returns)."""
     if fault.delay_first_byte_ms:

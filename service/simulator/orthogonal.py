@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from service.simulator.control import RequestLog
+from service.asgi import ASGIApp, Receive, Scope, Send
+from service.simulator.control import ControlAnswer, RequestLog
 from service.simulator.engine import FakeModel, prompt_tokens_for
 from service.simulator.faults import FaultBook
 from service.simulator.marketplace import (
@@ -129,7 +130,7 @@ class OrthogonalState:
     def balance_view(self) -> dict[str, Any]:
         return {"balance": str(self.balance)}
 
-    def extra_control(self, action: str, method: str, payload: Any) -> tuple[int, Any] | None:
+    def extra_control(self, action: str, method: str, payload: object) -> ControlAnswer | None:
         return None
 
     def cents(self, amount: Decimal) -> int:
@@ -172,7 +173,7 @@ def dry_run_estimate(model: FakeModel, body: dict[str, Any], markup: Decimal) ->
 class _Answer(Exception):
     """A finished response: (status, JSON payload)."""
 
-    def __init__(self, status: int, payload: Any) -> None:
+    def __init__(self, status: int, payload: object) -> None:
         self.status, self.payload = status, payload
 
 
@@ -181,11 +182,11 @@ def _failure(status: int, message: str, code: str | None = None) -> _Answer:
     return _Answer(status, {"success": False, "error": message, "code": code})
 
 
-def create_app(state: OrthogonalState | None = None) -> Any:
+def create_app(state: OrthogonalState | None = None) -> ASGIApp:
     """The Orthogonal stand-in as an ASGI app: the Run API under /v1, control at /__control/..."""
     state = state or OrthogonalState()
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 kind = (await receive())["type"].rsplit(".", 1)[-1]
@@ -217,10 +218,10 @@ def create_app(state: OrthogonalState | None = None) -> Any:
 
 
 async def _route(
-    state: OrthogonalState, method: str, path: str, headers: dict[str, str], body: Any, receive: Any
+    state: OrthogonalState, method: str, path: str, headers: dict[str, str], body: object, receive: Receive
 ) -> None:
     """Answer by raising _Answer; returning means no route matched."""
-    known = path == "/v1/run" or path.startswith("/v1/run/") or path.startswith("/v1/credits/")
+    known = path == "/v1/run" or path.startswith(("/v1/run/", "/v1/credits/"))
     if not known:
         return
     test_key = _authenticate(state, headers)
@@ -252,7 +253,7 @@ async def _route(
         if path.startswith("/v1/run/"):
             # Path-style alias: /v1/run/{api}/{path...} with the upstream body as the request body.
             api, _, rest = path.removeprefix("/v1/run/").partition("/")
-            envelope = {"api": api, "path": "/" + rest, "method": "POST", "body": body}
+            envelope: object = {"api": api, "path": "/" + rest, "method": "POST", "body": body}
         else:
             envelope = body
         await _run(state, envelope, headers, test_key)
@@ -270,7 +271,7 @@ def _authenticate(state: OrthogonalState, headers: dict[str, str]) -> bool:
     return key.startswith("orth_test_")
 
 
-async def _run(state: OrthogonalState, envelope: Any, headers: dict[str, str], test_key: bool) -> None:
+async def _run(state: OrthogonalState, envelope: object, headers: dict[str, str], test_key: bool) -> None:
     config = state.config
     if not isinstance(envelope, dict):
         raise _failure(400, "Request body must be a JSON object")
@@ -289,7 +290,8 @@ async def _run(state: OrthogonalState, envelope: Any, headers: dict[str, str], t
     body = envelope.get("body")
     if not isinstance(body, dict):
         raise _failure(400, "body must be a JSON object")
-    model = state.models.get(body.get("model")) if isinstance(body.get("model"), str) else None
+    model_id = body.get("model")
+    model = state.models.get(model_id) if isinstance(model_id, str) else None
     if envelope.get("dryRun") is True:
         raise _dry_run(state, model, body)
     body = dict(body)

@@ -7,10 +7,13 @@ import importlib
 import logging
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
+
+from service.simulator.control import ControlledState
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +22,12 @@ class ServerThread:
     """One ASGI app served by uvicorn on a background thread. `start()` returns once it accepts."""
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
+        self,
+        app: Callable[..., Awaitable[None]],  # any ASGI app: a stand-in's, or the gateway's Litestar
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_level: str = "warning",
     ) -> None:
         self.app = app
         self.host = host
@@ -35,7 +43,7 @@ class ServerThread:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> ServerThread:
+    def start(self, timeout: float = 10.0) -> Self:
         # Binding here, before the thread starts, gives the real port at once and no race for it.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         # proto must be named: asyncio only sets TCP_NODELAY on accepted sockets whose proto is TCP,
@@ -60,7 +68,8 @@ class ServerThread:
             h11_max_incomplete_event_size=512 * 1024,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name=f"asgi-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(self._server, sock), name=f"asgi-{self.port}",
+                                        daemon=True)
         self._thread.start()
         waited = 0.0
         while not self._server.started:
@@ -73,11 +82,11 @@ class ServerThread:
             waited += 0.01
         return self
 
-    def _run(self) -> None:
+    def _run(self, server: uvicorn.Server, sock: socket.socket) -> None:
         loop = asyncio.new_event_loop()
         try:
             asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._server.serve(sockets=[self._socket]))
+            loop.run_until_complete(server.serve(sockets=[sock]))
         except BaseException as exc:  # reported to start() or logged; a thread must not die silently
             self._error = exc
             log.exception("stand-in server on port %s stopped with an error", self.port)
@@ -95,14 +104,14 @@ class ServerThread:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive():
+            if self._thread.is_alive() and self._server is not None:
                 self._server.force_exit = True
                 self._thread.join(timeout)
         if self._socket is not None:
             self._socket.close()
         self._thread = None
 
-    def __enter__(self) -> ServerThread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +130,7 @@ MOUNTS = {"baseten": "/v1", "xpay": "/mcp", "orthogonal": "/v1"}
 @dataclass
 class StandIns:
     servers: dict[str, ServerThread] = field(default_factory=dict)
-    states: dict[str, Any] = field(default_factory=dict)
+    states: dict[str, ControlledState] = field(default_factory=dict)
     api_keys: dict[str, str] = field(default_factory=dict)
 
     def _url(self, name: str) -> str | None:
@@ -144,14 +153,18 @@ class StandIns:
         for server in self.servers.values():
             server.stop()
 
-    def __enter__(self) -> StandIns:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def _marketplace_state(name: str, key: str) -> tuple[Any, Any] | None:
+# A stand-in's create_app: its state in, an ASGI app out.
+AppFactory = Callable[[Any], Callable[..., Awaitable[None]]]
+
+
+def _marketplace_state(name: str, key: str) -> tuple[AppFactory, ControlledState] | None:
     """(create_app, state) of xpay or Orthogonal, or None while that module does not exist yet."""
     try:
         module = importlib.import_module(f"service.simulator.{name}")
@@ -159,20 +172,23 @@ def _marketplace_state(name: str, key: str) -> tuple[Any, Any] | None:
         if exc.name != f"service.simulator.{name}":
             raise
         return None
-    state_class = getattr(module, {"xpay": "XpayState", "orthogonal": "OrthogonalState"}[name])
+    state_class: Callable[[], ControlledState] = getattr(
+        module, {"xpay": "XpayState", "orthogonal": "OrthogonalState"}[name]
+    )
     state = state_class()
     _set_key(state, key)
-    return module.create_app, state
+    factory: AppFactory = module.create_app
+    return factory, state
 
 
-def _set_key(state: Any, key: str) -> None:
+def _set_key(state: object, key: str) -> None:
     # The marketplaces keep their accepted keys either as one key or as a set/dict of keys.
     config = getattr(state, "config", None)
     for holder in (state, config):
         if holder is None:
             continue
         if hasattr(holder, "api_key"):
-            setattr(holder, "api_key", key)
+            holder.api_key = key
             return
         keys = getattr(holder, "api_keys", None)
         if isinstance(keys, set):

@@ -40,18 +40,18 @@ def value_for_schema(schema: Any, rng: random.Random, depth: int = 0) -> Any:
     if kind == "object":
         props = schema.get("properties") or {}
         if depth > 6:
-            return {name: None for name in schema.get("required", ())}
+            return dict.fromkeys(schema.get("required", ()))
         return {name: value_for_schema(sub, rng, depth + 1) for name, sub in props.items()}
     if kind == "array":
         low = int(schema.get("minItems", 1))
         high = max(low, min(int(schema.get("maxItems", low + 2)), low + 2))
         return [value_for_schema(schema.get("items"), rng, depth + 1) for _ in range(rng.randint(low, high))]
     if kind == "integer":
-        low = int(math.ceil(schema.get("minimum", 0)))
-        return rng.randint(low, max(low, int(math.floor(schema.get("maximum", low + 1000000)))))
+        low = math.ceil(schema.get("minimum", 0))
+        return rng.randint(low, max(low, math.floor(schema.get("maximum", low + 1000000))))
     if kind == "number":
-        low = float(schema.get("minimum", 0))
-        return round(rng.uniform(low, float(schema.get("maximum", low + 1000))), 2)
+        floor = float(schema.get("minimum", 0))
+        return round(rng.uniform(floor, float(schema.get("maximum", floor + 1000))), 2)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":

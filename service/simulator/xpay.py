@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 from urllib.parse import parse_qs
 
 from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
 
+from service.asgi import ASGIApp, Message, Receive, Scope, Send
 from service.simulator.marketplace import (
     decode_json,
     delay_or_hang,
@@ -39,7 +39,7 @@ from service.simulator.xpay_tools import (  # noqa: F401  (re-exported: the stan
 )
 
 
-def create_app(state: XpayState | None = None) -> Any:
+def create_app(state: XpayState | None = None) -> ASGIApp:
     """The xpay stand-in as an ASGI app: MCP at /mcp?key=..., control at /__control/..."""
     state = state or XpayState()
     mcp = FastMCP(
@@ -55,7 +55,7 @@ def create_app(state: XpayState | None = None) -> Any:
     inner = mcp.streamable_http_app()
     state.session_manager = mcp.session_manager
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await inner(scope, receive, send)
             return
@@ -73,7 +73,7 @@ def create_app(state: XpayState | None = None) -> Any:
     return app
 
 
-async def _mcp_request(state: XpayState, inner: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _mcp_request(state: XpayState, inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     method = scope["method"]
     raw = b""
     if method == "POST":
@@ -140,13 +140,15 @@ def _limit_headers(state: XpayState, retry: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def _rewritten(state: XpayState, inner: Any, scope: dict, receive: Any, send: Any, rpc_id: Any) -> None:
+async def _rewritten(
+    state: XpayState, inner: ASGIApp, scope: Scope, receive: Receive, send: Send, rpc_id: object
+) -> None:
     """Run the call buffered; if the tool failed with an xpay code, answer that failure the way
     `error_mode` says: a JSON-RPC error object, or the HTTP status of xpay's code table."""
-    start: dict[str, Any] = {}
+    start: Message = {}
     parts: list[bytes] = []
 
-    async def capture(message: dict[str, Any]) -> None:
+    async def capture(message: Message) -> None:
         if message["type"] == "http.response.start":
             start.update(message)
         elif message["type"] == "http.response.body":
@@ -166,18 +168,18 @@ async def _rewritten(state: XpayState, inner: Any, scope: dict, receive: Any, se
     error = {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": -32000, "message": code, "data": {"message": text}}}
     encoded = json.dumps(error, ensure_ascii=False).encode()
     headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-    content_type = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
+    content_type = {k.lower(): v for k, v in headers}.get(b"content-type", b"")
     body = b"event: message\ndata: " + encoded + b"\n\n" if content_type.startswith(b"text/event-stream") else encoded
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def _replay(raw: bytes, receive: Any) -> Any:
+def _replay(raw: bytes, receive: Receive) -> Receive:
     """A receive() that hands the already-read body over again, then defers to the real one."""
     delivered = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> Message:
         nonlocal delivered
         if not delivered:
             delivered = True
@@ -187,8 +189,8 @@ def _replay(raw: bytes, receive: Any) -> Any:
     return replay
 
 
-def _tracking_send(state: XpayState, send: Any) -> Any:
-    async def tracking(message: dict[str, Any]) -> None:
+def _tracking_send(state: XpayState, send: Send) -> Send:
+    async def tracking(message: Message) -> None:
         if message["type"] == "http.response.start":
             for name, value in message.get("headers", []):
                 if name.lower() == b"mcp-session-id":

@@ -8,15 +8,19 @@ xpay_run answers from the Baseten stand-in, in-process. The HTTP layer around th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from mcp.server.fastmcp import Context, FastMCP
+from mcp.server.session import ServerSession
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.types import CallToolResult, TextContent
+from starlette.requests import Request
 
-from service.simulator.control import RequestLog
+from service.simulator.control import ControlAnswer, RequestLog
 from service.simulator.faults import FaultBook
 from service.simulator.marketplace import (
     UpstreamBaseten,
@@ -25,6 +29,9 @@ from service.simulator.marketplace import (
     format_usd,
 )
 from service.upstreams.ratelimit import ClientRateLimiter
+
+# What FastMCP injects into a tool; module-level so FastMCP resolves the annotation by name.
+ToolContext = Context[ServerSession, object, Request]
 
 TOOL = "baseten_chat_completions"
 PROVIDER = "baseten"
@@ -90,7 +97,7 @@ class XpayState:
         self.limiter = ClientRateLimiter(self.config.rpm or None, self.config.concurrency or None, margin=0.0)
         self.seen_sessions: set[str] = set()
         self.expired_sessions: set[str] = set()
-        self.session_manager: Any = None
+        self.session_manager: StreamableHTTPSessionManager | None = None
 
     @property
     def api_key(self) -> str:
@@ -136,7 +143,7 @@ class XpayState:
             "spending_limit": str(limit) if limit is not None else None,
         }
 
-    def extra_control(self, action: str, method: str, payload: Any) -> tuple[int, Any] | None:
+    def extra_control(self, action: str, method: str, payload: object) -> ControlAnswer | None:
         if action == "expire_sessions" and method == "POST":
             fresh = self.seen_sessions - self.expired_sessions
             self.expired_sessions.update(fresh)
@@ -190,7 +197,7 @@ def input_schema(messages_type: str) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": ["model", "messages"]}
 
 
-def _scope(ctx: Context) -> dict[str, Any]:
+def _scope(ctx: ToolContext) -> dict[str, Any]:
     try:
         request = ctx.request_context.request
     except (ValueError, LookupError, AttributeError):
@@ -220,16 +227,14 @@ def _decode_fields(arguments: dict[str, Any]) -> dict[str, Any]:
     for key in _JSON_FIELDS:
         value = body.get(key)
         if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-            try:
+            with contextlib.suppress(ValueError):  # left as is: the upstream rejects it in its own words
                 body[key] = json.loads(value)
-            except ValueError:
-                pass  # left as is: the upstream rejects it in its own words
     return body
 
 
 def _register_tools(mcp: FastMCP, state: XpayState) -> None:
     @mcp.tool(description="Search xpay's tool catalog by keyword.")
-    async def xpay_discover(query: str, ctx: Context) -> CallToolResult:
+    async def xpay_discover(query: str, ctx: ToolContext) -> CallToolResult:
         scope = _scope(ctx)
         if limited := _rate_fault(state, scope):
             return limited
@@ -242,7 +247,7 @@ def _register_tools(mcp: FastMCP, state: XpayState) -> None:
         return _text("\n".join(lines))
 
     @mcp.tool(description="Get a tool's full input schema, description and pricing. Tool name or server slug.")
-    async def xpay_details(tool: str, ctx: Context) -> CallToolResult:
+    async def xpay_details(tool: str, ctx: ToolContext) -> CallToolResult:
         scope = _scope(ctx)
         if limited := _rate_fault(state, scope):
             return limited
@@ -259,7 +264,7 @@ def _register_tools(mcp: FastMCP, state: XpayState) -> None:
         return _text(json.dumps(details, ensure_ascii=False))
 
     @mcp.tool(description="Run a tool: its output followed by a billing receipt.")
-    async def xpay_run(tool: str, input: dict[str, Any], ctx: Context) -> CallToolResult:  # noqa: A002 (xpay's name)
+    async def xpay_run(tool: str, input: dict[str, Any], ctx: ToolContext) -> CallToolResult:
         scope = _scope(ctx)
         if limited := _rate_fault(state, scope):
             return limited
@@ -300,7 +305,7 @@ def _register_tools(mcp: FastMCP, state: XpayState) -> None:
         )
 
     @mcp.tool(description="Current balance and credit information.")
-    async def xpay_balance(ctx: Context) -> CallToolResult:
+    async def xpay_balance(ctx: ToolContext) -> CallToolResult:
         scope = _scope(ctx)
         if limited := _rate_fault(state, scope):
             return limited

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from service.db.reader_role import PASSWORD_ENV, READER_ROLE
 from service.settings import load_settings
 
 from .helpers import (
@@ -57,14 +58,24 @@ def load_compose(env: dict[str, str]) -> dict:
     return yaml.safe_load(interpolate(COMPOSE.read_text(), env))
 
 
+# A secret: given from the shell (or deploy/.env), never from a file in the repository.
+READER_PASSWORD = "reader-password-from-the-shell-0123"
+
+
 @pytest.fixture(scope="module")
 def standins_env() -> dict[str, str]:
     return parse_env_file(DEPLOY / "standins.env")
 
 
 @pytest.fixture(scope="module")
-def compose(standins_env: dict[str, str]) -> dict:
-    return load_compose(standins_env)
+def compose_env(standins_env: dict[str, str]) -> dict[str, str]:
+    """What Compose interpolates with in the stand-ins set-up: the env file plus the shell."""
+    return {**standins_env, "GRAFANA_READER_PASSWORD": READER_PASSWORD}
+
+
+@pytest.fixture(scope="module")
+def compose(compose_env: dict[str, str]) -> dict:
+    return load_compose(compose_env)
 
 
 def _duration_seconds(value: str) -> float:
@@ -168,13 +179,45 @@ def test_gateway_settings_load_with_standins(compose: dict) -> None:
     assert settings.timeouts.total == 600
 
 
-def test_real_upstream_defaults_and_required_admin_token() -> None:
-    env = {"SWITCHYARD_ADMIN_TOKEN": "a-real-admin-token-0123"}
+def test_real_upstream_defaults_and_required_secrets() -> None:
+    env = {"SWITCHYARD_ADMIN_TOKEN": "a-real-admin-token-0123", "GRAFANA_READER_PASSWORD": READER_PASSWORD}
     gateway = load_compose(env)["services"]["gateway"]["environment"]
     assert gateway["BASETEN_BASE_URL"] == "https://inference.baseten.co/v1"
     assert load_settings(_container_env({"environment": gateway})).enabled_front_ends() == []
-    with pytest.raises(KeyError, match="SWITCHYARD_ADMIN_TOKEN"):
-        load_compose({})
+    for missing in env:
+        with pytest.raises(KeyError, match=missing):
+            load_compose({k: v for k, v in env.items() if k != missing})
+
+
+def test_grafana_reads_postgres_as_the_read_only_role(compose: dict) -> None:
+    services = compose["services"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["SWITCHYARD_PG_USER"] == READER_ROLE
+    assert grafana["SWITCHYARD_PG_PASSWORD"] == READER_PASSWORD
+    # `migrate` gives the role that same password, and Grafana starts after it has.
+    assert services["migrate"]["environment"][PASSWORD_ENV] == READER_PASSWORD
+    assert services["grafana"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    # The owner's password is nowhere near Grafana.
+    owner = re.search(r"postgresql://(\w+):", services["gateway"]["environment"]["DATABASE_URL"]).group(1)
+    assert grafana["SWITCHYARD_PG_USER"] != owner
+    # No file of the repository holds the reader's password.
+    assert "GRAFANA_READER_PASSWORD" not in parse_env_file(DEPLOY / "standins.env")
+    assert parse_env_file(DEPLOY / ".env.example")["GRAFANA_READER_PASSWORD"] == ""
+
+
+def test_prometheus_loads_the_alert_rules(compose: dict) -> None:
+    prometheus = compose["services"]["prometheus"]
+    mounts = {target: (COMPOSE.parent / source).resolve()
+              for source, target, *_ in (v.split(":") for v in prometheus["volumes"] if v.startswith("."))}
+    config_path = mounts["/etc/prometheus/prometheus.yml"]
+    config = yaml.safe_load(config_path.read_text())
+    for rule_file in config["rule_files"]:
+        # Resolved against the config file's directory, in the container as in the repository.
+        in_container = str(Path("/etc/prometheus") / rule_file)
+        assert mounts[in_container] == (config_path.parent / rule_file).resolve() == DEPLOY / "prometheus/alerts.yml"
+    result = run_promtool("check", "config", str(config_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
 
 
 def test_env_example_lists_every_required_variable() -> None:

@@ -12,9 +12,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from service.db.reader_role import PASSWORD_ENV, READER_ROLE, ReaderPasswordError, check_password
 from service.settings import load_settings
 
 from .helpers import (
+    DEPLOY,
     HTTP_PORT,
     K8S_BASE,
     K8S_EXAMPLE,
@@ -66,6 +68,8 @@ def test_renders_the_expected_objects(example: Manifests) -> None:
             "Namespace",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "PrometheusRule",
+            "Secret",
             "Secret",
             "Service",
             "ServiceAccount",
@@ -190,7 +194,7 @@ def test_env_from_config_map_and_secrets(example: Manifests) -> None:
     assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
     env = {e["name"]: e for e in container["env"]}
     assert set(env) == SECRET_ENV
-    secret = _one(example, "Secret")
+    secret = example[("Secret", "switchyard-secrets")]
     for name, entry in env.items():
         ref = entry["valueFrom"]["secretKeyRef"]
         assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
@@ -206,10 +210,35 @@ def test_config_map_values_pass_settings_validation(example: Manifests) -> None:
 
 
 def test_example_secret_holds_only_placeholders(example: Manifests) -> None:
-    secret = _one(example, "Secret")
+    secret = example[("Secret", "switchyard-secrets")]
     assert set(secret["stringData"]) == SECRET_ENV
     for key, value in secret["stringData"].items():
         assert "REPLACE_ME" in value, f"{key} in the example Secret is not a marked placeholder"
+    reader = example[("Secret", "switchyard-grafana-reader")]["stringData"]
+    assert reader["username"] == READER_ROLE and "REPLACE_ME" in reader["password"]
+    with pytest.raises(ReaderPasswordError, match="placeholder"):
+        check_password(reader["password"])
+
+
+def test_migration_job_sets_the_grafana_readers_password(example: Manifests) -> None:
+    job = _one(example, "Job")
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref = env[PASSWORD_ENV]["valueFrom"]["secretKeyRef"]
+    # Its own Secret, so a Grafana can be given it without the gateway's keys; optional, so a
+    # cluster without Grafana needs none.
+    assert ref == {"name": "switchyard-grafana-reader", "key": "password", "optional": True}
+    assert ref["key"] in example[("Secret", ref["name"])]["stringData"]
+    deployment = _container(example, "Deployment")
+    assert PASSWORD_ENV not in {e["name"] for e in deployment["env"]}, "the gateway never needs it"
+
+
+def test_prometheus_rule_is_the_alert_rules_file(example: Manifests) -> None:
+    rule = _one(example, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    rules_file = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    assert rule["spec"] == rules_file, (
+        "deploy/k8s/base/prometheusrule.yaml's spec differs from deploy/prometheus/alerts.yml: edit both")
+    assert rule["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"
 
 
 def test_migration_job(example: Manifests) -> None:

@@ -134,3 +134,18 @@ def test_errors_map_to_the_sdks_exception_classes(gateway, sdk, tenant, database
             sdk.messages.create(model="claude-sonnet-4-5", max_tokens=10,
                                 messages=[{"role": "user", "content": "x"}])
     assert spent.value.status_code == 402 and spent.value.response.headers["x-should-retry"] == "false"
+
+
+def test_aliases_are_listed_and_retrieved(gateway, tenant):
+    import openai
+
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=tenant.key, max_retries=0)
+    try:
+        listing = client.models.with_raw_response.list().parse()
+        aliases = listing.model_extra["aliases"]
+        assert {"match": "claude-*", "to": "coding"} in aliases
+        claude = client.models.retrieve("claude-sonnet-4-5")
+        assert claude.id == "claude-sonnet-4-5" and claude.model_extra["alias_of"] == "coding"
+        assert claude.model_extra["models"]  # the pool's members
+    finally:
+        client.close()

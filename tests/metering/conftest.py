@@ -20,11 +20,14 @@ import pytest
 
 from service.metering.events import UsageEvent
 from service.metering.ledger import write_batch
+from tests.metering.focus_seed import focus_ledger  # noqa: F401 (a session fixture for the FOCUS tests)
 from tests.support import TenantKey, create_tenant_with_key
 
 ADMIN_TOKEN = "test-admin-token-0123456789"  # what tests.support.gateway_env configures
 MONTH = date(2024, 2, 1)
-MONEY_FIELDS = ("provider_cost_usd", "billed_usd")
+# direct_billed_usd is the always-Baseten-direct baseline as the rollups sum it (a row without a
+# direct price counts at what it was billed); savings_usd is derived: direct minus billed.
+MONEY_FIELDS = ("provider_cost_usd", "billed_usd", "direct_billed_usd", "savings_usd")
 TOKEN_FIELDS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens")
 
 
@@ -61,8 +64,11 @@ class Ledger:
             row = out[(e.tenant_id, e.started_at.astimezone(UTC).date(), e.served_model, e.front_end)]
             row["requests"] += e.status == "ok"
             row["attempts"] += 1
-            for f in (*TOKEN_FIELDS, *MONEY_FIELDS):
+            for f in (*TOKEN_FIELDS, "provider_cost_usd", "billed_usd"):
                 row[f] += getattr(e, f)
+            direct = e.direct_billed_usd if e.direct_billed_usd is not None else e.billed_usd
+            row["direct_billed_usd"] += direct
+            row["savings_usd"] += direct - e.billed_usd
         return out
 
 
@@ -93,6 +99,11 @@ def _events(tenants: list[TenantKey], rng: random.Random) -> list[UsageEvent]:
         cost = Decimal("0.01") if front_end == "xpay" else (Decimal(prompt) * Decimal("0.60")
                                                           + Decimal(completion) * Decimal("3.00")) / 1_000_000
         cost = cost.quantize(Decimal("1E-10"))
+        # What Baseten direct would have billed: the same for a Baseten row, its token price for a
+        # marketplace's answered row (so xpay's flat fee shows a saving or an overspend), none for
+        # a failure (no answer to compare).
+        direct_cost = ((Decimal(prompt) * Decimal("0.60") + Decimal(completion) * Decimal("3.00")) / 1_000_000
+                       * Decimal("1.2")).quantize(Decimal("1E-10"))
         for attempt in range(1, rng.choice((1, 1, 2)) + 1):
             events.append(UsageEvent(
                 request_id=f"req_{run}_{n:03d}", attempt=attempt, tenant_id=tenant.tenant_id, key_id=None,
@@ -103,6 +114,7 @@ def _events(tenants: list[TenantKey], rng: random.Random) -> list[UsageEvent]:
                 client_disconnected=False, prompt_tokens=prompt, cached_tokens=prompt // 4,
                 completion_tokens=completion, reasoning_tokens=completion // 3, provider_cost_usd=cost,
                 billed_usd=(cost * Decimal("1.2")).quantize(Decimal("1E-10")), price_version="2024-01-01",
+                direct_billed_usd=direct_cost if ok or attempt > 1 else None,
                 cost_source="computed", estimated=not ok, upstream_request_id=None,
                 started_at=started, first_token_at=None, ended_at=started + timedelta(seconds=2),
             ))

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,10 +15,15 @@ import httpx
 import pytest
 
 from service.metering.exports import BILLING_COLUMNS, LEDGER_COLUMNS, ledger_export
+from service.metering.ledger import write_batch
 from tests.metering.conftest import ADMIN_TOKEN, MONEY_FIELDS, TOKEN_FIELDS, Ledger
 from tests.support import fetch
 
 COUNTS = ("requests", "attempts", *TOKEN_FIELDS)
+# The ledger's money, summed as the rollups sum it (the baseline counts an unpriced row as billed).
+LEDGER_MONEY = ("sum(provider_cost_usd) AS provider_cost_usd", "sum(billed_usd) AS billed_usd",
+                "sum(COALESCE(direct_billed_usd, billed_usd)) AS direct_billed_usd",
+                "sum(COALESCE(direct_billed_usd, billed_usd) - billed_usd) AS savings_usd")
 SUMMED = (*COUNTS, *MONEY_FIELDS)
 
 
@@ -68,7 +74,7 @@ def test_billing_csv_rows_and_totals_equal_the_ledger(admin, ledger, database_ur
     ledger_sums = asyncio.run(fetch(
         database_url,
         "SELECT count(*) FILTER (WHERE status = 'ok') AS requests, count(*) AS attempts, "
-        + ", ".join(f"sum({f}) AS {f}" for f in (*TOKEN_FIELDS, *MONEY_FIELDS))
+        + ", ".join([*(f"sum({f}) AS {f}" for f in TOKEN_FIELDS), *LEDGER_MONEY])
         + " FROM usage_events"
         + " WHERE started_at >= '2024-02-01T00:00:00Z' AND started_at < '2024-03-01T00:00:00Z'",
     ))[0]
@@ -114,15 +120,20 @@ def test_billing_export_validation(admin, params, param):
 def test_rollup_equals_ledger_sums(ledger, database_url):
     """usage_daily, which every summary reads, holds exactly the sums of the stored ledger rows."""
     ids = [t.tenant_id for t in ledger.tenants]
-    cols = ", ".join(f"sum({f})::numeric AS {f}" for f in (*TOKEN_FIELDS, *MONEY_FIELDS))
+    tokens = ", ".join(f"sum({f})::numeric AS {f}" for f in TOKEN_FIELDS)
     from_ledger = asyncio.run(fetch(
         database_url,
         f"SELECT tenant_id, (started_at AT TIME ZONE 'UTC')::date AS day, served_model, front_end,"
-        f" count(*) FILTER (WHERE status = 'ok') AS requests, count(*) AS attempts, {cols}"
+        f" count(*) FILTER (WHERE status = 'ok') AS requests, count(*) AS attempts, {tokens},"
+        f" {', '.join(LEDGER_MONEY)}"
         f" FROM usage_events WHERE tenant_id = ANY($1) GROUP BY 1, 2, 3, 4", ids))
+    rollup_money = ("sum(provider_cost_usd) AS provider_cost_usd, sum(billed_usd) AS billed_usd, "
+                    "sum(direct_billed_usd) AS direct_billed_usd, "
+                    "sum(direct_billed_usd) - sum(billed_usd) AS savings_usd")
     from_rollup = asyncio.run(fetch(
-        database_url, f"SELECT tenant_id, day, served_model, front_end, requests, attempts, {cols}"
-        f" FROM usage_daily WHERE tenant_id = ANY($1) GROUP BY 1, 2, 3, 4, 5, 6", ids))
+        database_url, f"SELECT tenant_id, day, served_model, front_end, sum(requests) AS requests,"
+        f" sum(attempts) AS attempts, {tokens}, {rollup_money}"
+        f" FROM usage_daily WHERE tenant_id = ANY($1) GROUP BY 1, 2, 3, 4", ids))
     assert sorted(map(tuple, from_ledger)) == sorted(map(tuple, from_rollup))
     expected = ledger.daily(ledger.events)
     assert {(r["tenant_id"], r["day"], r["served_model"], r["front_end"]): {f: r[f] for f in SUMMED}
@@ -272,3 +283,32 @@ async def test_ledger_export_pages_by_keyset_without_loss_or_repeat(ledger, data
         assert len(whole.splitlines()) == count
     finally:
         await pool.close()
+
+
+def test_users_rollup_equals_the_ledger_per_user(ledger, database_url):
+    """usage_daily_users, which per-user views read, holds exactly the ledger's sums per tenant, day and
+    end user (a row without one under ''), replays included."""
+    users = [replace(e, request_id=e.request_id + "-u", end_user=f"user-{i % 4}" if i % 5 else None)
+             for i, e in enumerate(ledger.events)]
+
+    async def write() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await write_batch(conn, users)
+            await write_batch(conn, users[::2])  # replayed rows are counted once
+        finally:
+            await conn.close()
+
+    asyncio.run(write())
+    tokens = ", ".join(f"sum({f})::numeric AS {f}" for f in TOKEN_FIELDS)
+    from_ledger = asyncio.run(fetch(
+        database_url,
+        f"SELECT tenant_id, (started_at AT TIME ZONE 'UTC')::date AS day, COALESCE(end_user, '') AS end_user,"
+        f" count(*) FILTER (WHERE status = 'ok') AS requests, count(*) AS attempts, {tokens},"
+        f" {', '.join(LEDGER_MONEY[:3])} FROM usage_events GROUP BY 1, 2, 3"))
+    from_rollup = asyncio.run(fetch(
+        database_url, f"SELECT tenant_id, day, end_user, requests, attempts, {tokens.replace('sum(', '(')},"
+        " provider_cost_usd, billed_usd, direct_billed_usd FROM usage_daily_users"
+        " GROUP BY tenant_id, day, end_user, requests, attempts, provider_cost_usd, billed_usd, direct_billed_usd, "
+        + ", ".join(TOKEN_FIELDS)))
+    assert from_ledger and sorted(map(tuple, from_ledger)) == sorted(map(tuple, from_rollup))

@@ -73,13 +73,13 @@ class FaultyAdapter:
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> Completion:
+    async def complete(self, route: Route, body: dict[str, Any], *, key: int = 0) -> Completion:
         self.calls += 1
         for i in range(self.points):
             await self.checkpoint(i)
         return Completion(self._body(route), Evidence(usage=Usage(12, 3), finish_reason="stop"))
 
-    async def stream(self, route: Route, body: dict[str, Any]) -> FaultyStream:
+    async def stream(self, route: Route, body: dict[str, Any], *, key: int = 0) -> FaultyStream:
         self.calls += 1
         for i in range(self.points):
             await self.checkpoint(i)
@@ -191,7 +191,8 @@ async def assemble(database_url: str, fault: Fault | None, *, markup: str = "0",
 
 
 def chat_body(stream: bool, **extra: Any) -> tuple[dict[str, Any], Any]:
-    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hello " * 400}], **extra}
+    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hello " * 400}]}
+    body.update(extra)
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

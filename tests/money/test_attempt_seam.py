@@ -6,7 +6,7 @@ saying what happened."""
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import aiohttp
 import pytest
@@ -86,7 +86,7 @@ async def test_non_stream_any_exception_at_any_await_point(database_url, name, a
         else:
             assert len(rows) == 1
         for row in rows:
-            assert row.billed_usd == (row.provider_cost_usd * Decimal("1.25")).quantize(Decimal("1E-10"))
+            assert row.billed_usd == (row.provider_cost_usd * Decimal("1.25")).quantize(Decimal("1E-10"), rounding=ROUND_HALF_UP)
         await _check_released(a)
         assert await _settled_spend(a) == sum(r.billed_usd for r in rows)
     finally:
@@ -179,6 +179,34 @@ async def test_a_relay_dropped_before_it_starts_still_ends_its_attempt(database_
         gc.collect()
         rows = _rows_per_attempt(a, ctx)
         assert len(rows) == 1 and rows[0].status == "cancelled"
+        await _check_released(a)
+    finally:
+        await a.pool.close()
+
+
+async def test_an_upstream_context_refusal_falls_back_only_when_the_fit_was_uncertain(database_url):
+    """A prompt within the context margin is tried, not refused outright; if the upstream's own
+    count says it does not fit, the next route is tried (a route that surely fit would not be)."""
+    refusal = UpstreamError(ErrorKind.INVALID_REQUEST, "This model's maximum context length is 128072 tokens. "
+                            "However, you requested 131000 tokens.")
+    a = await assemble(database_url, Fault("baseten", 0, refusal))
+    try:
+        # About 121,000 estimated prompt tokens: gpt-oss-120b's 128,072 may or may not hold them.
+        body, view = chat_body(stream=False, max_tokens=4000, provider={"order": ["baseten", "xpay"]},
+                               messages=[{"role": "user", "content": "lorem ipsum " * 40_000}])
+        ctx = a.context(stream=False)
+        answer = await a.gateway.complete(ctx, body, view)
+        rows = _rows_per_attempt(a, ctx)
+        assert [(r.front_end, r.status, r.error_code) for r in rows] == [
+            ("baseten", "error", "invalid_request"), ("xpay", "ok", None)]
+        assert answer.body["choices"][0]["message"]["content"]
+        # A short prompt surely fits: the same refusal is the client's error, not a reason to retry.
+        a.adapters["baseten"].fault = Fault("baseten", 0, refusal)
+        short, short_view = chat_body(stream=False, provider={"order": ["baseten", "xpay"]})
+        ctx = a.context(stream=False)
+        with pytest.raises(GatewayError) as caught:
+            await a.gateway.complete(ctx, short, short_view)
+        assert caught.value.status == 400 and len(_rows_per_attempt(a, ctx)) == 1
         await _check_released(a)
     finally:
         await a.pool.close()

@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -34,7 +34,7 @@ async def add_budget(database_url: str, tenant_id, limit: str, *, hard: bool = T
 
 
 def billed(provider: Decimal, markup: str) -> Decimal:
-    return (provider * (1 + Decimal(markup))).quantize(Decimal("1E-10"))
+    return (provider * (1 + Decimal(markup))).quantize(Decimal("1E-10"), rounding=ROUND_HALF_UP)
 
 
 async def test_markup_is_billed_told_and_budgeted_the_same(gateway, database_url):
@@ -224,3 +224,21 @@ async def test_two_gateways_share_one_hard_budget_in_billed_amounts(gateway, sta
         assert sum(r["billed_usd"] for r in rows) <= limit
     finally:
         second.stop()
+
+
+async def test_savings_against_always_direct_are_what_the_tenant_sees(gateway, database_url):
+    """A long prompt is cheaper at xpay's flat fee than at Kimi's per-token price: the row records what
+    Baseten direct would have billed, and /v1/usage shows the difference as the tenant's saving."""
+    tenant = await acreate_tenant_with_key(database_url, markup="0.3")
+    long_prompt = [{"role": "user", "content": "Summarize: " + "lorem ipsum dolor sit amet " * 6000}]
+    async with async_openai_clients([gateway.url + "/v1"], tenant.key) as (client,):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="moonshotai/Kimi-K2.5", messages=long_prompt, max_tokens=200)
+    assert raw.headers["x-switchyard-route"].startswith("xpay:")
+    rows = await wait_for_rows(database_url, ROWS, 1, tenant.tenant_id)
+    row = rows[0]
+    assert row["direct_billed_usd"] > row["billed_usd"] == billed(Decimal("0.01"), "0.3")
+    usage = httpx.get(gateway.url + "/v1/usage", headers={"Authorization": f"Bearer {tenant.key}"}).json()
+    assert Decimal(usage["total"]["cost_usd"]) == row["billed_usd"]
+    assert Decimal(usage["total"]["direct_cost_usd"]) == row["direct_billed_usd"]
+    assert Decimal(usage["total"]["savings_usd"]) == row["direct_billed_usd"] - row["billed_usd"] > 0

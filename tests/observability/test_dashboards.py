@@ -4,77 +4,47 @@ freshly migrated Postgres."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
 import uuid
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
 import yaml
-from prometheus_client.metrics import MetricWrapperBase
 
-from service.observability.metrics import Metrics
-
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
-EXPECTED_UIDS = {"switchyard-overview", "switchyard-cost", "switchyard-billing", "switchyard-metering"}
-PROM_REF = {"type": "prometheus", "uid": "${datasource}"}
-PG_TYPE = "grafana-postgresql-datasource"
-PG_REF = {"type": PG_TYPE, "uid": "${postgres}"}
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-# The time range the SQL tests pretend Grafana has selected.
-RANGE_FROM, RANGE_TO = "2026-11-01T00:00:00Z", "2026-11-30T23:59:59Z"
-GRAFANA_INTERVALS = ("$__rate_interval", "$__interval", "$__range")
-GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
-PROMQL_KEYWORDS = GROUPING | {"bool", "and", "or", "unless", "offset"}
-AGGREGATIONS = {"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile"}
-AGGREGATIONS |= {"count_values", "group"}
-# String literals, range selectors, label matchers, identifiers, numbers, any other character.
-_TOKEN = re.compile(
-    r'"(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\}|[A-Za-z_:][A-Za-z0-9_:]*|\d+(?:\.\d+)?(?:e\d+)?|\S'
+from tests.observability.grafana_helpers import (
+    DASHBOARDS,
+    MIXED_REF,
+    PG_REF,
+    PG_TYPE,
+    PROM_REF,
+    ROOT,
+    all_panels,
+    dashboard_named,
+    expand,
+    load,
+    panel_sql,
+    targets,
+    variables,
 )
+from tests.observability.promql import analyse_promql, exported_series
 
+DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
+EXPECTED_UIDS = {
+    "switchyard-overview", "switchyard-cost", "switchyard-billing", "switchyard-metering", "switchyard-projects",
+}
 
-def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in dashboard["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def targets(dashboard: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for panel in all_panels(dashboard):
-        for target in panel.get("targets", []):
-            yield panel, target
-
-
-def variables(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    return dashboard["templating"]["list"]
+GRAFANA_INTERVALS = ("$__rate_interval", "$__interval", "$__range")
 
 
 def prometheus_exprs(dashboard: dict[str, Any]) -> list[str]:
     return [t["expr"] for _, t in targets(dashboard) if "expr" in t]
-
-
-def sql_queries(dashboard: dict[str, Any]) -> list[str]:
-    queries = [t["rawSql"] for _, t in targets(dashboard) if "rawSql" in t]
-    queries += [
-        v["query"] for v in variables(dashboard) if v["type"] == "query" and v["datasource"] == PG_REF
-    ]
-    return queries
 
 
 def grafana_substitute(expr: str, dashboard: dict[str, Any]) -> str:
@@ -82,57 +52,11 @@ def grafana_substitute(expr: str, dashboard: dict[str, Any]) -> str:
     for interval in GRAFANA_INTERVALS:
         expr = expr.replace(interval, "5m")
     for var in variables(dashboard):
-        if var["type"] == "query" and var["datasource"] == PROM_REF:
+        # Prometheus variables, and Postgres ones whose values are label values (tenant ids).
+        if var["type"] == "query" and "allValue" in var:
             expr = re.sub(rf"\$\{{{var['name']}\}}|\${var['name']}\b", var["allValue"], expr)
     assert "$" not in expr, f"unsubstituted variable in {expr!r}"
     return expr
-
-
-# ---------------------------------------------------------------- metric registry
-
-
-def exported_series() -> dict[str, set[str]]:
-    """Series name -> label names, for every series Metrics() can expose."""
-    registry = Metrics().registry
-    series: dict[str, set[str]] = {}
-    # The registry's own index of what it holds; the public collect() omits labelled
-    # metrics that have no children yet, which is all of them in a fresh process.
-    for collector in set(registry._names_to_collectors.values()):
-        assert isinstance(collector, MetricWrapperBase), collector
-        name, labels, kind = collector._name, set(collector._labelnames), collector._type
-        if kind == "counter":
-            series[f"{name}_total"] = labels
-        elif kind == "histogram":
-            series[f"{name}_bucket"] = labels | {"le"}
-            series[f"{name}_sum"] = series[f"{name}_count"] = labels
-        else:
-            series[name] = labels
-    return series
-
-
-def analyse_promql(expr: str) -> tuple[dict[str, set[str]], set[str]]:
-    """(metric name -> label names in its matchers, label names in by/without/on/ignoring lists)."""
-    tokens = [m.group(0) for m in _TOKEN.finditer(expr)]
-    selectors: dict[str, set[str]] = {}
-    grouping: set[str] = set()
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        following = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if token in GROUPING and following == "(":
-            end = tokens.index(")", i)
-            grouping |= {t for t in tokens[i + 2 : end] if t != ","}
-            i = end + 1
-            continue
-        is_name = re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", token) is not None
-        if is_name and token not in PROMQL_KEYWORDS and token not in AGGREGATIONS and following != "(":
-            labels = set()
-            if following.startswith("{"):
-                body = re.sub(r'"(?:[^"\\]|\\.)*"', '""', following)
-                labels = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", body))
-            selectors.setdefault(token, set()).update(labels)
-        i += 1
-    return selectors, grouping
 
 
 # ---------------------------------------------------------------- structure
@@ -143,7 +67,7 @@ def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
     return load(request.param)
 
 
-def test_the_four_dashboards_exist_with_stable_uids() -> None:
+def test_the_dashboards_exist_with_stable_uids() -> None:
     uids = [load(p)["uid"] for p in DASHBOARDS]
     assert sorted(uids) == sorted(EXPECTED_UIDS)
     titles = [load(p)["title"] for p in DASHBOARDS]
@@ -169,10 +93,13 @@ def test_data_sources_are_variables(dashboard: dict[str, Any]) -> None:
     assert panels_with_queries
     for panel in panels_with_queries:
         assert panel["targets"], f"{panel['title']} has no query"
-        assert panel["datasource"] in (PROM_REF, PG_REF), panel["title"]
+        assert panel["datasource"] in (PROM_REF, PG_REF, MIXED_REF), panel["title"]
+        if panel["datasource"] == MIXED_REF:
+            assert {t["datasource"]["type"] for t in panel["targets"]} == {"prometheus", PG_TYPE}, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"] == panel["datasource"], panel["title"]
-            if panel["datasource"] == PROM_REF:
+            assert target["datasource"] in (PROM_REF, PG_REF), panel["title"]
+            assert panel["datasource"] in (MIXED_REF, target["datasource"]), panel["title"]
+            if target["datasource"] == PROM_REF:
                 assert target["expr"] and "rawSql" not in target
                 assert datasource_vars.get("datasource") == "prometheus"
             else:
@@ -181,6 +108,29 @@ def test_data_sources_are_variables(dashboard: dict[str, Any]) -> None:
     for var in variables(dashboard):
         if var["type"] == "query":
             assert var["datasource"] in (PROM_REF, PG_REF), var["name"]
+            if var["datasource"] == PG_REF:
+                assert datasource_vars.get("postgres") == PG_TYPE, var["name"]
+
+
+def _shows_tenant_label(target: dict[str, Any]) -> bool:
+    expr = target.get("expr", "")
+    return bool(re.search(r"\bby\s*\([^)]*\btenant\b", expr)) or "{{tenant}}" in target.get("legendFormat", "")
+
+
+def test_tenant_ids_are_never_shown(dashboard: dict[str, Any]) -> None:
+    """The metrics' tenant label is an id: a panel reading it joins it to the tenant's name and hides it."""
+    for panel in all_panels(dashboard):
+        if not any(_shows_tenant_label(t) for t in panel.get("targets", [])):
+            continue
+        assert panel["datasource"] == MIXED_REF and panel["type"] == "table", panel["title"]
+        transforms = {t["id"]: t["options"] for t in panel["transformations"]}
+        assert transforms["joinByField"] == {"byField": "tenant", "mode": "inner"}, panel["title"]
+        assert transforms["organize"]["excludeByName"].get("tenant") is True, panel["title"]
+        names = next(t for t in panel["targets"] if t["datasource"] == PG_REF)["rawSql"]
+        assert re.search(r"id::text AS tenant\b", names) and "FROM tenants" in names, panel["title"]
+    for var in variables(dashboard):
+        if var["name"] in ("tenant", "project"):
+            assert var["datasource"] == PG_REF and "AS __text" in var["query"], f"{var['name']} is picked by name"
 
 
 def test_provisioned_data_sources_match_the_dashboards() -> None:
@@ -255,85 +205,48 @@ def test_every_promql_expression_parses(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- SQL
 
 
-def grafana_sql(sql: str, tenant_ids: list[str]) -> str:
-    """Expand Grafana's Postgres macros and the $tenant variable the way Grafana does."""
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN '{RANGE_FROM}' AND '{RANGE_TO}'", sql)
-    sql = re.sub(
-        r"\$__timeGroupAlias\(([^,]+),\s*'1h'\)", r'floor(extract(epoch from \1)/3600)*3600 AS "time"', sql
-    )
-    sql = sql.replace("$tenant", ",".join(f"'{t}'" for t in tenant_ids))
-    assert "$" not in sql, f"unexpanded macro or variable in {sql!r}"
-    return sql
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
-@pytest.fixture(scope="module")
-async def migrated_database() -> Any:
-    from service.db.migrate import upgrade_to_head
-
-    name = f"grafana_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        # Alembic's async env.py runs its own event loop: keep it off this one.
-        await asyncio.to_thread(upgrade_to_head, url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def _hidden_fields(panel: dict[str, Any]) -> set[str]:
+    hidden: set[str] = set()
+    for transform in panel.get("transformations", []):
+        if transform["id"] == "organize":
+            hidden |= {name for name, excluded in transform["options"]["excludeByName"].items() if excluded}
+    return hidden
 
 
-async def _seed(conn: asyncpg.Connection) -> list[str]:
-    """Known rows, replacing whatever an earlier test left, so tests run in any order."""
-    await conn.execute("TRUNCATE usage_daily, tenants CASCADE")
-    tenants = [uuid.uuid4(), uuid.uuid4()]
-    for n, tenant in enumerate(tenants):
-        await conn.execute(
-            "INSERT INTO tenants (id, name, status) VALUES ($1, $2, 'active')", tenant, f"tenant-{n}"
-        )
-    gpt, glm = "openai/gpt-oss-120b", "zai-org/GLM-5.2"
-    rows = [
-        (date(2026, 11, 3), tenants[0], gpt, "baseten", 10, Decimal("0.0123456789"), Decimal("0.0148148147")),
-        (date(2026, 11, 4), tenants[0], gpt, "xpay", 5, Decimal("0.05"), Decimal("0.06")),
-        (date(2026, 11, 4), tenants[1], glm, "orthogonal", 2, Decimal("0.2"), Decimal("0.25")),
-        # Outside the selected range: must not count.
-        (date(2026, 10, 31), tenants[0], gpt, "baseten", 99, Decimal("9"), Decimal("9")),
-    ]
-    await conn.executemany(
-        "INSERT INTO usage_daily (day, tenant_id, served_model, front_end, requests, attempts,"
-        " prompt_tokens, completion_tokens, provider_cost_usd, billed_usd)"
-        " VALUES ($1, $2, $3, $4, $5, $5, 1000, 100, $6, $7)",
-        rows,
-    )
-    return [str(t) for t in tenants]
-
-
-async def test_every_sql_query_runs_on_the_migrated_schema(migrated_database: str) -> None:
-    conn = await asyncpg.connect(migrated_database)
-    try:
-        tenant_ids = await _seed(conn)
-        ran = 0
-        for path in DASHBOARDS:
-            for sql in sql_queries(load(path)):
-                try:
-                    await conn.fetch(grafana_sql(sql, tenant_ids))
-                except asyncpg.PostgresError as error:
-                    pytest.fail(f"{path.name}: {error}\n{sql}")
+async def test_every_sql_query_runs_and_shows_names_not_ids(seeded: Any) -> None:
+    conn, _ = seeded
+    ran = 0
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        for panel, target in targets(dashboard):
+            if "rawSql" not in target:
+                continue
+            try:
+                rows = await conn.fetch(await expand(conn, dashboard, target["rawSql"]))
+            except asyncpg.PostgresError as error:
+                pytest.fail(f"{path.name} / {panel['title']}: {error}\n{target['rawSql']}")
+            ran += 1
+            assert rows, f"{path.name} / {panel['title']}: no rows from the known data"
+            shown = [(k, v) for row in rows for k, v in row.items() if k not in _hidden_fields(panel)]
+            for column, value in shown:
+                assert not isinstance(value, uuid.UUID) and not (isinstance(value, str) and _UUID.search(value)), (
+                    f"{path.name} / {panel['title']} shows an id in {column!r}")
+        for var in variables(dashboard):
+            if var["type"] == "query" and var["datasource"] == PG_REF:
+                rows = await conn.fetch(await expand(conn, dashboard, var["query"]))
+                assert rows and all(not _UUID.search(str(r["__text"])) for r in rows), var["name"]
                 ran += 1
-        assert ran >= 12
-    finally:
-        await conn.close()
+    assert ran >= 30
 
 
-async def test_billing_totals_are_exact(migrated_database: str) -> None:
-    billing = load(ROOT / "grafana/dashboards/billing.json")
-    panel = next(p for p in all_panels(billing) if p["title"] == "Per-tenant totals")
-    conn = await asyncpg.connect(migrated_database)
-    try:
-        tenant_ids = await _seed(conn)
-        rows = await conn.fetch(grafana_sql(panel["targets"][0]["rawSql"], tenant_ids[:1]))
-    finally:
-        await conn.close()
+async def test_billing_totals_are_exact(seeded: Any) -> None:
+    conn, known = seeded
+    billing = dashboard_named("switchyard-billing")
+    sql = await expand(conn, billing, panel_sql(billing, "Per-tenant totals"), {"tenant": known["tenants"][:1]})
+    rows = await conn.fetch(sql)
     assert len(rows) == 1
     row = rows[0]
     assert row["Tenant"] == "tenant-0"
@@ -341,3 +254,92 @@ async def test_billing_totals_are_exact(migrated_database: str) -> None:
     assert row["Provider cost USD"] == Decimal("0.0623456789")
     assert row["Billed USD"] == Decimal("0.0748148147")
     assert row["Margin USD"] == Decimal("0.0124691358")
+
+
+async def _one(conn: asyncpg.Connection, dashboard: dict[str, Any], title: str, **selection: Any) -> Any:
+    return await conn.fetchval(await expand(conn, dashboard, panel_sql(dashboard, title), selection))
+
+
+async def test_project_dashboard_totals_and_filters_are_exact(seeded: Any) -> None:
+    conn, known = seeded
+    d = dashboard_named("switchyard-projects")
+    billed, direct, saved = Decimal("0.3248148147"), Decimal("0.07"), Decimal("-0.0048148147")
+    assert await _one(conn, d, "Billed") == billed
+    assert await _one(conn, d, "Baseten direct would have billed") == direct
+    # r1 saved 0.02 - 0.0148148147; r2 (xpay, dearer) cost 0.01 more; r3's model has no direct price.
+    assert await _one(conn, d, "Saved vs Baseten direct") == saved
+    assert await _one(conn, d, "Requests") == 3
+    tenant_b = known["tenants"][1]
+    assert await _one(conn, d, "Billed", tenant=[tenant_b]) == Decimal("0.25")
+    assert await _one(conn, d, "Requests", tenant=[tenant_b]) == 1
+    assert await _one(conn, d, "Billed", project=[known["projects"]["web"]]) == Decimal("0.0148148147")
+    assert await _one(conn, d, "Billed", project=["none"]) == Decimal("0.06")
+    assert await _one(conn, d, "Billed", tag=["search"]) == Decimal("0.0148148147")
+    assert await _one(conn, d, "Billed", tag=["prod"]) == Decimal("0.2648148147")
+    assert await _one(conn, d, "Billed", tag=["search", "nothing-has-this"]) == Decimal("0.0148148147")
+
+
+async def _table(conn: asyncpg.Connection, d: dict[str, Any], title: str, **selection: Any) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) for r in await conn.fetch(await expand(conn, d, panel_sql(d, title), selection))]
+
+
+async def test_project_dashboard_breakdowns_are_exact(seeded: Any) -> None:
+    conn, _ = seeded
+    d = dashboard_named("switchyard-projects")
+    per_project = await _table(conn, d, "Per-project totals")
+    assert per_project == [
+        ("tenant-1", "web", 1, 1000, 100, Decimal("0.25"), None, None),
+        ("tenant-0", "(no project)", 1, 2000, 200, Decimal("0.06"), Decimal("0.05"), Decimal("-0.01")),
+        ("tenant-0", "web", 1, 1000, 100, Decimal("0.0148148147"), Decimal("0.02"), Decimal("0.0051851853")),
+    ]
+    assert await _table(conn, d, "By tag") == [
+        ("prod", 2, Decimal("0.2648148147"), Decimal("0.0051851853")),
+        ("(untagged)", 1, Decimal("0.06"), Decimal("-0.01")),
+        ("search", 1, Decimal("0.0148148147"), Decimal("0.0051851853")),
+    ]
+    assert await _table(conn, d, "By tag", tag=["search"]) == [
+        ("search", 1, Decimal("0.0148148147"), Decimal("0.0051851853"))]
+    assert await _table(conn, d, "Top end users") == [
+        ("bob", "tenant-1", 1, Decimal("0.25"), None),
+        ("(not given)", "tenant-0", 1, Decimal("0.06"), Decimal("-0.01")),
+        ("alice", "tenant-0", 1, Decimal("0.0148148147"), Decimal("0.0051851853")),
+    ]
+    assert await _table(conn, d, "By API key") == [
+        ("tenant-1", "b-key", "sk-sy-b…", "web", 1, Decimal("0.25"), None),
+        ("tenant-0", "-", "sk-sy-loos…", "(no project)", 1, Decimal("0.06"), Decimal("-0.01")),
+        ("tenant-0", "web-prod", "sk-sy-web-…", "web", 1, Decimal("0.0148148147"), Decimal("0.0051851853")),
+    ]
+    assert await _table(conn, d, "By inbound API") == [
+        ("responses", 1, Decimal("0.25"), None),
+        ("messages", 1, Decimal("0.06"), Decimal("-0.01")),
+        ("chat", 1, Decimal("0.0148148147"), Decimal("0.0051851853")),
+    ]
+    over_time = await _table(conn, d, "Billed vs Baseten direct")
+    assert sum(r[1] or 0 for r in over_time) == Decimal("0.0748148147")  # billed where direct prices exist
+    assert sum(r[2] or 0 for r in over_time) == Decimal("0.07")
+
+
+async def test_project_variable_lists_the_selected_tenants_projects_by_name(seeded: Any) -> None:
+    conn, known = seeded
+    d = dashboard_named("switchyard-projects")
+    project = next(v for v in variables(d) if v["name"] == "project")
+    rows = await conn.fetch(await expand(conn, d, project["query"], {"tenant": known["tenants"][:1]}))
+    assert [(r["__text"], r["__value"]) for r in rows] == [
+        ("(no project)", "none"), ("tenant-0 / batch", known["projects"]["batch"]),
+        ("tenant-0 / web", known["projects"]["web"])]
+    tag = next(v for v in variables(d) if v["name"] == "tag")
+    assert [r["__value"] for r in await conn.fetch(await expand(conn, d, tag["query"]))] == ["prod", "search"]
+
+
+async def test_cost_spend_by_tenant_is_per_hour_by_name(seeded: Any) -> None:
+    conn, known = seeded
+    d = dashboard_named("switchyard-cost")
+    rows = await _table(conn, d, "Spend by tenant")
+    totals: dict[str, Decimal] = {}
+    for _, metric, value in rows:
+        totals[metric] = totals.get(metric, Decimal(0)) + value
+    # One-hour buckets: USD per hour equals the bucket's sum.
+    assert totals == {"tenant-0 (billed)": Decimal("0.0748148147"), "tenant-0 (provider)": Decimal("0.0623456789"),
+                      "tenant-1 (billed)": Decimal("0.25"), "tenant-1 (provider)": Decimal("0.2")}
+    only = await _table(conn, d, "Spend by tenant", tenant=[known["tenants"][1]], kind=["billed"])
+    assert [(m, v) for _, m, v in only] == [("tenant-1 (billed)", Decimal("0.25"))]

@@ -1,0 +1,32 @@
+"""Settings from the environment: each bad value stops the process with a message naming it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from service.settings import SettingsError, XpayKey, load_settings
+
+
+def test_xpay_key_pools_take_each_keys_limits_or_the_defaults():
+    s = load_settings({"XPAY_API_KEYS": "xpay_sk_a:30:5, xpay_sk_b , xpay_sk_c:10", "XPAY_RPM": "40",
+                       "XPAY_CONCURRENCY": "4"})
+    assert s.xpay_keys() == (XpayKey("xpay_sk_a", 30, 5), XpayKey("xpay_sk_b", 40, 4), XpayKey("xpay_sk_c", 10, 4))
+    assert "xpay" in s.enabled_front_ends()
+    assert {"xpay_sk_a", "xpay_sk_b", "xpay_sk_c"} <= set(s.secret_values())  # redacted from logs
+    single = load_settings({"XPAY_API_KEY": "xpay_sk_only"})
+    assert single.xpay_keys() == (XpayKey("xpay_sk_only", 60, 10),)
+    assert load_settings({}).xpay_keys() == ()
+
+
+@pytest.mark.parametrize("value", [" , ", "a:b", "a:1:2:3", ":5", "a:0"])
+def test_bad_xpay_key_pools_are_refused_naming_the_variable(value):
+    with pytest.raises(SettingsError, match="XPAY_API_KEYS"):
+        load_settings({"XPAY_API_KEYS": value})
+
+
+def test_orthogonal_price_cents_unit_is_one_of_the_two_documented_readings():
+    assert load_settings({"ORTHOGONAL_PRICE_CENTS_UNIT": "100000"}).orthogonal_price_cents_unit == Decimal(100000)
+    with pytest.raises(SettingsError, match="ORTHOGONAL_PRICE_CENTS_UNIT"):
+        load_settings({"ORTHOGONAL_PRICE_CENTS_UNIT": "1000"})
