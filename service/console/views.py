@@ -1,9 +1,9 @@
 """What each console view shows, as JSON: spend over time, savings, budgets with their alerts, top
 keys and users, the last requests.
 
-Spend and top keys are read through service.metering.usage_query (the rollups, as /v1/usage and
-/admin/usage read them, so the numbers agree); savings from the rollup's always-direct baseline;
-end users and the last requests from the ledger, one tenant's index range at a time. Every amount
+Spend, top keys and top end users are read through service.metering.usage_query (the rollups, as
+/v1/usage and /admin/usage read them, so the numbers agree); savings from the rollup's
+always-direct baseline; the last requests from the ledger, one tenant's index range at a time. Every amount
 is a billed amount, rendered exactly as a decimal string.
 """
 
@@ -208,8 +208,8 @@ async def top(conn: Db, scope: Scope) -> dict[str, Any]:
 
 
 async def users(conn: Db, scope: Scope) -> dict[str, Any]:
-    """The end users that spent the most in the range: one tenant's, read from the ledger (end users
-    have no rollup), through its per-user index."""
+    """The end users that spent the most in the range: one tenant's, from the per-user daily rollup
+    (usage_daily_users), one tenant at a time because a tenant may have millions of them."""
     if scope.tenant_id is None:
         raise ValueError("end users are read one tenant at a time")
     sql, args = grouped_sql(scope.query(("user",), limit=TOP_LIMIT))
