@@ -209,7 +209,11 @@ def run_load(world: World, load: float, per_minute: float, progress: Any = None)
             next_sample += 60.0
     simulated = time.perf_counter() - began - built
     bests = [world.best(r) for r in requests]
-    candidates = [i for i, b in enumerate(bests) if b.saving > 0]
+    # The figures compare the requests every online policy served. A request some policy left unserved
+    # (the flat fee was its only route and xpay was full) is kept from the oracle too: spending capacity
+    # on it would make the oracle's figure over the compared requests no lower bound at all.
+    refused = {i for i in range(len(requests)) if any(i not in p.tally.cost for p in policies)}
+    candidates = [i for i, b in enumerate(bests) if b.saving > 0 and i not in refused]
     choice = oracle.allocate([requests[i].at for i in candidates], [bests[i].flat_seconds or 0.0 for i in candidates],
                              [bests[i].saving for i in candidates], config.rpm * config.keys,
                              config.concurrency * config.keys, time_limit=config.oracle_seconds)

@@ -28,13 +28,18 @@ from collections import deque
 from dataclasses import dataclass
 
 from service.routing.capacity import WINDOW_SECONDS, CapacityBoard, Clock
+from service.routing.slot_value import slot_costs
 
 WINDOW = 300.0
-# Plan to fill this share of the capacity: a little headroom for bursts within a minute, which
-# would otherwise find the keys full when the best request comes.
-TARGET_USE = 0.95
-# The capacity planned for scales from the first (keys full) to the second (keys idle).
-ROOM = (0.5, 2.0)
+# Demand below this share of the capacity takes every saving: the keys are idle often enough.
+TARGET_USE = 0.5
+# Plan the rate's calls to this share of it: headroom for a burst within the minute.
+RATE_USE = 0.95
+# The loss model frees a slot at the rate of the demand's mean hold, but the calls taken are the
+# ones saving most per second held, shorter than the average: slots free sooner than it assumes,
+# so a busy slot costs this share of what it computes (0.5-0.7 did best on the capacity benchmark's
+# seeds; 1.0 left slots idle).
+SLOT_COST_SHARE = 0.7
 # Before calls have been timed, a call is assumed to hold its slot this long (xpay answers are buffered).
 DEFAULT_HOLD = 10.0
 # Recompute the prices at most this often: cheap, but not on every request.
@@ -42,7 +47,6 @@ RECOMPUTE_SECONDS = 2.0
 # Calls timed before the fitted hold is used instead of the mean.
 MIN_FIT_CALLS = 30
 _FORGET = 0.998  # per timed call: the fit follows the last thousand calls or so
-_SEARCH_STEPS = 16
 # Demand remembered at most: past this the window shortens (a busy process has enough in less).
 MAX_DEMAND = 4_000
 # Routes with a hold fit of their own (a catalog's flat-fee routes are a few dozen).
@@ -101,7 +105,7 @@ class HoldModel:
 
 def _solve(a: list[list[float]], b: list[float]) -> tuple[float, float, float] | None:
     """3x3 linear system by Gaussian elimination with a small ridge; None when singular."""
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    m = [[*row, b[i]] for i, row in enumerate(a)]
     for i in range(3):
         m[i][i] += 1e-6 * (1.0 + abs(m[i][i]))
     for col in range(3):
@@ -121,19 +125,19 @@ class FlatFeeAllocator:
     """The prices for one capacity group (a pool of keys on a CapacityBoard)."""
 
     def __init__(self, board: CapacityBoard, group: str, *, clock: Clock = time.monotonic,
-                 window_seconds: float = WINDOW, target_use: float = TARGET_USE,
-                 room: tuple[float, float] = ROOM) -> None:
+                 window_seconds: float = WINDOW, target_use: float = TARGET_USE) -> None:
         self.board = board
         self.group = group
         self._clock = clock
         self.window = window_seconds
         self.target_use = target_use
-        self.room = room
         self.holds = HoldModel()  # every call of the pool, for routes with few calls of their own
         self._route_holds: dict[str, HoldModel] = {}
         self._demand: deque[tuple[float, float, float]] = deque()  # (time, saving, expected hold)
         self._first_seen: float | None = None
-        self._prices = Prices(0.0, 0.0)
+        self._per_call = 0.0
+        self._slot_costs: list[float] = []  # by busy slots: what one more costs, per average hold
+        self._mean_hold = DEFAULT_HOLD
         self._computed_at = -math.inf
         self.admitted = 0
         self.held_back = 0
@@ -171,9 +175,8 @@ class FlatFeeAllocator:
             self._demand.append((now, saving, hold))
             if len(self._demand) > MAX_DEMAND:
                 self._demand.popleft()
-        prices = self.prices(now)
         # A request with no other route takes the flat fee whatever the prices.
-        admit = math.isinf(saving) or saving > (prices.per_call + prices.per_second * hold)
+        admit = math.isinf(saving) or saving > self._threshold(now, hold)
         if count:
             if admit:
                 self.admitted += 1
@@ -183,14 +186,60 @@ class FlatFeeAllocator:
 
     # ---- the prices -----------------------------------------------------------------------
     def prices(self, now: float | None = None) -> Prices:
+        """The prices now: per call for the rate, per slot-second at the pool's current occupancy."""
         now = self._clock() if now is None else now
-        if now - self._computed_at >= RECOMPUTE_SECONDS:
-            self._computed_at = now
-            horizon = now - self.window
-            while self._demand and self._demand[0][0] <= horizon:
-                self._demand.popleft()
-            self._prices = self._clearing_prices(now)
-        return self._prices
+        self._refresh(now)
+        costs = self._slot_costs
+        if not costs:
+            return Prices(self._per_call, 0.0)
+        return Prices(self._per_call, SLOT_COST_SHARE * costs[min(self._busy(), len(costs) - 1)] / self._mean_hold)
+
+    def _threshold(self, now: float, hold: float) -> float:
+        """The saving a request holding a slot `hold` seconds must beat to take the flat fee now."""
+        self._refresh(now)
+        costs = self._slot_costs
+        if not costs:
+            return self._per_call
+        slot = SLOT_COST_SHARE * costs[min(self._busy(), len(costs) - 1)] * hold / self._mean_hold
+        # The rate and the slots are priced apart; the binding one decides.
+        return max(self._per_call, slot)
+
+    def _refresh(self, now: float) -> None:
+        if now - self._computed_at < RECOMPUTE_SECONDS:
+            return
+        self._computed_at = now
+        horizon = now - self.window
+        while self._demand and self._demand[0][0] <= horizon:
+            self._demand.popleft()
+        self._per_call, self._slot_costs, self._mean_hold = 0.0, [], DEFAULT_HOLD
+        demand = self._demand
+        if not demand or self._first_seen is None:
+            return
+        rate, slots = self.capacity()
+        start = self._first_seen if len(demand) < MAX_DEMAND else demand[0][0]
+        span = min(self.window, max(now - start, WINDOW_SECONDS))
+        calls = rate * span * RATE_USE
+        held = sum(h for _, _, h in demand)
+        if len(demand) <= rate * span * self.target_use and held <= slots * span * self.target_use:
+            return  # the demand fits with room to spare: every saving is worth a call
+        finite = [s for _, s, _ in demand if not math.isinf(s)]
+        top = max(finite, default=0.0)
+        if len(demand) > calls:
+            # The rate alone: the saving of the marginal call among the window's best `calls`.
+            best = heapq.nlargest(int(calls) + 1, finite)
+            self._per_call = best[int(calls)] if len(best) > int(calls) else 0.0
+        if math.isinf(slots):
+            return
+        # The slots: what one more busy slot costs at each occupancy, with each request's saving
+        # counted per average hold (a call twice as long uses the slot of two). A request with no
+        # other route is taken anyway; it counts as worth as much as the best.
+        mean_hold = held / len(demand)
+        rewards = [(top if math.isinf(s) else s) * mean_hold / h if h > 0 else top for _, s, h in demand]
+        self._mean_hold = mean_hold
+        self._slot_costs = slot_costs(rewards, len(demand) / span, mean_hold, int(slots))
+
+    def _busy(self) -> int:
+        return sum(k.inflight for k in self.board.keys(self.group))
 
     def capacity(self) -> tuple[float, float]:
         """(calls a second, slots) of the pool: every key's rate and concurrency (inf: unlimited)."""
@@ -200,63 +249,6 @@ class FlatFeeAllocator:
         rate = sum(k.rpm / WINDOW_SECONDS if k.rpm is not None else math.inf for k in keys)
         slots = sum(float(k.concurrency) if k.concurrency is not None else math.inf for k in keys)
         return rate, slots
-
-    def _clearing_prices(self, now: float) -> Prices:
-        """The lowest prices at which the window's demand worth serving fits its capacity: calls
-        within rate x span, slot-seconds within slots x span."""
-        demand = self._demand
-        if not demand or self._first_seen is None:
-            return Prices(0.0, 0.0)
-        rate, slots = self.capacity()
-        start = self._first_seen if len(demand) < MAX_DEMAND else demand[0][0]
-        span = min(self.window, max(now - start, WINDOW_SECONDS))
-        room = self.target_use * self._room_factor()
-        calls = rate * span * room
-        slot_seconds = slots * span * room
-        pairs = [(s, h) for _, s, h in demand]
-        if len(pairs) <= calls and sum(h for _, h in pairs) <= slot_seconds:
-            return Prices(0.0, 0.0)
-        # Concurrency alone: take the most saving per slot-second until the slot-seconds are
-        # spent; the price per second is the marginal request's.
-        by_yield = sorted(pairs, key=lambda p: -p[0] / p[1] if p[1] > 0 else -math.inf)
-        per_second, taken, held = 0.0, 0, 0.0
-        for s, h in by_yield:
-            if held + h > slot_seconds:
-                per_second = s / h if h > 0 else math.inf
-                break
-            taken += 1
-            held += h
-        if taken <= calls:
-            return Prices(0.0, per_second)
-        # The rate alone: the saving of the marginal call.
-        limit = int(calls)
-        top = heapq.nlargest(limit + 1, pairs)
-        if sum(h for _, h in top[:limit]) <= slot_seconds:
-            return Prices(top[limit][0] if len(top) > limit else 0.0, 0.0)
-        # Both bind: the lowest price per second whose best `calls` requests fit the
-        # slot-seconds; the price per call is then the next request's net saving.
-        def best(p: float) -> list[tuple[float, float]]:
-            return heapq.nlargest(limit + 1, ((s - p * h, h) for s, h in pairs if s - p * h > 0))
-
-        low, high = 0.0, per_second
-        for _ in range(_SEARCH_STEPS):
-            mid = (low + high) / 2
-            if sum(h for _, h in best(mid)[:limit]) <= slot_seconds:
-                high = mid
-            else:
-                low = mid
-        chosen = best(high)
-        return Prices(max(0.0, chosen[limit][0]) if len(chosen) > limit else 0.0, high)
-
-    def _room_factor(self) -> float:
-        """More calls while the keys have room to spare right now, fewer as they fill: the prices
-        fall when capacity goes unused and rise before the keys refuse."""
-        keys = self.board.keys(self.group)
-        if not keys:
-            return 1.0
-        spare = sum(k.spare() for k in keys) / len(keys)
-        full, empty = self.room
-        return full + (empty - full) * spare
 
     def state(self) -> AllocatorState:
         now = self._clock()
