@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, post
+from litestar import Response, post
 from litestar.response import Stream
 
-from service.api.common import authenticate, bearer_key, json_body, json_response, runtime
+from service.api.common import ApiRequest, authenticate, bearer_key, json_body, json_response, runtime
 from service.api.inbound import Prepared, serve_with_litestar
 from service.auth.principal import Principal
 from service.chat.validate import validate_chat_request
@@ -53,12 +53,12 @@ CHAT = ChatEndpoint()
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request) -> Response | Stream:
+async def chat_completions(request: ApiRequest) -> Response[bytes] | Stream:
     return await serve_with_litestar(request, CHAT)
 
 
 @post("/v1/quote", status_code=200)
-async def quote(request: Request) -> Response:
+async def quote(request: ApiRequest) -> Response[bytes]:
     rt = runtime(request)
     principal = await authenticate(request)
     body = await json_body(request)
