@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.catalog.model import Catalog
 from service.errors import GatewayError
-from service.routing.planner import Plan
+from service.routing.plan import Plan
 
 _FEATURE_CODES = {
     "unsupported_tools": ("tools", "tools"),

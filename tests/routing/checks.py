@@ -18,7 +18,8 @@ from service.chat.validate_provider import DEFAULT_PROVIDER_PREFS, ProviderPrefs
 from service.errors import GatewayError
 from service.routing.estimate import CONTEXT_MARGIN
 from service.routing.needs import GATEWAY_PARAMS, MARKETPLACE_PARAMS, Needs, derive_needs
-from service.routing.planner import Plan, capacity_group
+from service.routing.plan import Plan
+from service.routing.planner import capacity_group
 
 from .world import World
 

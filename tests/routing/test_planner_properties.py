@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from service.errors import GatewayError
 from service.routing.no_route import no_route_error
-from service.routing.planner import Plan
+from service.routing.plan import Plan
 
 from .checks import Request, context_uncertain, eligible_models, plan_routes, prepare, unmet, worst_cost
 from .world import World, bodies, worlds
