@@ -79,9 +79,11 @@ def _body_timeout(_: ApiRequest, _exc: BodyTimeout) -> Response[bytes]:
 
 
 def _unexpected(request: ApiRequest, exc: Exception) -> Response[bytes]:
-    # The path is the client's: logged in a bounded piece.
-    log.exception("unhandled_error", path=request.url.path[:200], error=type(exc).__name__)
-    return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error"))
+    # The path is the client's: logged in a bounded piece. Litestar calls this handler with the
+    # exception in hand, so its traceback is passed explicitly rather than read from sys.exc_info.
+    log.error("unhandled_error", path=request.url.path[:200], error=type(exc).__name__, exc_info=exc)
+    return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error",
+                                       code="internal_error"))
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:

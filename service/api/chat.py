@@ -38,7 +38,9 @@ class ChatEndpoint:
 
     async def prepare(self, rt: Runtime, principal: Principal, body: object) -> Prepared:
         view = validate_chat_request(body)
-        assert isinstance(body, dict)
+        if not isinstance(body, dict):
+            # validate_chat_request refuses any other body with a 400; this tells the type checker.
+            raise TypeError("validate_chat_request accepted a body that is not a JSON object")
         return Prepared(chat=body, view=view, answer=_same, encoder=lambda _ctx: ChatEncoder.for_body(body))
 
     def render_error(self, err: GatewayError) -> tuple[int, bytes, dict[str, str]]:

@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
+from litestar import Litestar
 
 from service.api.chat import CHAT
+from service.api.common import app_runtime
 from service.api.inbound import STREAM_HEADERS, Endpoint, run_inbound
 from service.api.messages import MESSAGES
 from service.api.responses import RESPONSES
-from litestar import Litestar
-
-from service.api.common import app_runtime
 from service.asgi import (
     ASGIApp,
     BodyTimeout,
@@ -103,7 +102,7 @@ async def serve_inbound(rt: Runtime, endpoint: Endpoint, scope: Scope, receive: 
         status, body, err_headers = endpoint.render_error(err)
         await send_bytes(send, status, JSON, body, err_headers)  # dropped if the client is gone
         return
-    except Exception as exc:  # noqa: BLE001 - the client still gets an answer in its API's shape
+    except Exception as exc:  # logged, and the client still gets an answer in its API's shape
         log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
         internal = GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error")
         status, body, err_headers = endpoint.render_error(internal)

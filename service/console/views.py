@@ -98,7 +98,7 @@ async def spend(conn: Db, scope: Scope, by: str) -> dict[str, Any]:
     for row in rows:
         key, label = _group(row, by, every_tenant)
         group = groups.setdefault(key, {"key": key, "label": label, "points": [ZERO] * len(index),
-                                        "billed_usd": ZERO, **{f: 0 for f in COUNT_FIELDS}})
+                                        "billed_usd": ZERO, **dict.fromkeys(COUNT_FIELDS, 0)})
         group["points"][index[row["day"]]] += row["billed_usd"]
         group["billed_usd"] += row["billed_usd"]
         for f in COUNT_FIELDS:

@@ -101,7 +101,7 @@ class HoldModel:
 
 def _solve(a: list[list[float]], b: list[float]) -> tuple[float, float, float] | None:
     """3x3 linear system by Gaussian elimination with a small ridge; None when singular."""
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    m = [[*row, b[i]] for i, row in enumerate(a)]
     for i in range(3):
         m[i][i] += 1e-6 * (1.0 + abs(m[i][i]))
     for col in range(3):

@@ -24,9 +24,24 @@ class Candidate:
     costs (`low`, `expected`, `high`) are computed on first use, since only the routes actually
     tried, reserved against or shown in a quote ever need them."""
 
-    __slots__ = ("route", "model", "prompt_tokens", "expected_output", "cost_basis", "rank_key", "expected_f",
-                 "context_uncertain", "held_back", "worst_output", "quote", "_pricing", "_prompt_high",
-                 "_prompt_bound", "_exact", "_bound")
+    __slots__ = (
+        "_bound",
+        "_exact",
+        "_pricing",
+        "_prompt_bound",
+        "_prompt_high",
+        "context_uncertain",
+        "cost_basis",
+        "expected_f",
+        "expected_output",
+        "held_back",
+        "model",
+        "prompt_tokens",
+        "quote",
+        "rank_key",
+        "route",
+        "worst_output",
+    )
 
     def __init__(self, route: Route, model: Model, prompt_tokens: int, expected_output: int, cost_basis: str,
                  expected_f: float, *, pricing: Pricing | None = None, prompt_high: int = 0, worst_out: int = 0,

@@ -103,7 +103,7 @@ class Planner:
         models = self.models_for(requested, fallbacks, policy)
         requested = self.catalog.resolve(requested)
         model_order = {m: i for i, m in enumerate(models)}
-        ordered_models = requested not in (VIRTUAL_AUTO,) and requested not in self.catalog.pools
+        ordered_models = requested != VIRTUAL_AUTO and requested not in self.catalog.pools
         only = set(prefs.only) if prefs and prefs.only else None
         ignore = set(prefs.ignore) if prefs and prefs.ignore else set()
         order = list(prefs.order) if prefs and prefs.order else []
@@ -118,14 +118,16 @@ class Planner:
             ratio = self.calibration.prompt_ratio(model_id)
             prompt_ctx = context_estimate(needs.base_prompt_tokens, ratio)
             prompt_low = context_low_estimate(needs.base_prompt_tokens, ratio)
-            prompt_cost = cost_estimate(needs.base_prompt_tokens, self.calibration.prompt_ratio(model_id, policy.tenant))
+            tenant_ratio = self.calibration.prompt_ratio(model_id, policy.tenant)
+            prompt_cost = cost_estimate(needs.base_prompt_tokens, tenant_ratio)
             model_reason = _model_unfit(model, needs, prompt_low)
             uncertain = prompt_ctx + (needs.max_output or 1) > model.context_length
             expected_out = self.calibration.expected_output(model_id, needs.worst_output, policy.tenant)
             for route in self.catalog.routes_for(model_id):
                 name = route.name
                 if model_reason is not None:
-                    sizes = (prompt_low, needs.max_output or 0) if model_reason[0] == "context_length_exceeded" else (None, None)
+                    too_long = model_reason[0] == "context_length_exceeded"
+                    sizes = (prompt_low, needs.max_output or 0) if too_long else (None, None)
                     plan.excluded.append(Exclusion(name, model_reason[1], model_reason[0], *sizes))
                     continue
                 reason = self._route_unfit(route, needs, only, ignore, policy, require_params)
@@ -266,7 +268,7 @@ class Planner:
                 continue
             for c in flat:
                 c.held_back = True
-                c.rank_key = c.rank_key[:3] + (1,) + c.rank_key[4:]
+                c.rank_key = (*c.rank_key[:3], 1, *c.rank_key[4:])
 
     def _tier(self, route: Route, uncertain: bool, order: list[str], model_order: dict[str, int],
               ordered_models: bool) -> tuple[int, ...]:
@@ -279,18 +281,18 @@ class Planner:
                   ordered_models: bool) -> RankKey:
         """(context uncertain, client's front-end order, client's model order, held back, then by `sort`)."""
         name = c.route.name
-        head = self._tier(c.route, c.context_uncertain, order, model_order, ordered_models) + (0,)
+        head = (*self._tier(c.route, c.context_uncertain, order, model_order, ordered_models), 0)
         if sort == "latency":
             # Measured time to first token, lowest first; routes not yet measured after them.
             ttft = self.health.ttft(name)
-            return head + (ttft is None, ttft or 0.0, c.expected_f)
+            return (*head, ttft is None, ttft or 0.0, c.expected_f)
         if sort == "throughput":
             # Measured output tokens a second, highest first; routes not yet measured after them.
             pace = self.health.tokens_per_second(name)
-            return head + (pace is None, -(pace or 0.0), c.expected_f)
+            return (*head, pace is None, -(pace or 0.0), c.expected_f)
         failure = self.health.failure_rate(name)
         latency = self.health.latency(name) or 0.0
-        return head + (c.expected_f, failure, latency)
+        return (*head, c.expected_f, failure, latency)
 
 
 def capacity_group(route: Route) -> str:
@@ -322,7 +324,7 @@ def _model_unfit(model: Model, needs: Needs, prompt_low: int) -> tuple[str, str]
     if prompt_low + requested_out > model.context_length:
         return (
             "context_length_exceeded",
-            f"at least about {prompt_low} prompt tokens + {requested_out} output exceed {model.id}'s context of "
-            f"{model.context_length}",
+            (f"at least about {prompt_low} prompt tokens + {requested_out} output exceed {model.id}'s context of "
+             f"{model.context_length}"),
         )
     return None
