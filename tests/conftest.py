@@ -77,7 +77,7 @@ def tenant(database_url):
     return create_tenant_with_key(database_url, "e2e-tenant")
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(gateway, tenant):
     import openai
 

@@ -38,14 +38,14 @@ def sign_in(base_url: str, body: dict[str, str], **headers: str) -> httpx.Client
                         headers={CSRF_HEADER: response.json()["csrf_token"]})
 
 
-@pytest.fixture()
+@pytest.fixture
 def tenant_a(gateway: Any, seeded: Seed) -> Any:
     client = sign_in(gateway.url, {"api_key": seeded.a.keys[0].key})
     yield client
     client.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def operator(gateway: Any, seeded: Seed) -> Any:
     client = sign_in(gateway.url, {"admin_token": ADMIN_TOKEN})
     yield client
@@ -65,7 +65,7 @@ async def chromium() -> AsyncIterator[Any]:
         await browser.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 async def page(chromium: Any) -> AsyncIterator[Any]:
     context = await chromium.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()

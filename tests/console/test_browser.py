@@ -275,7 +275,7 @@ async def _elsewhere(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"<p>elsewhere</p>"})
 
 
-@pytest.fixture()
+@pytest.fixture
 def elsewhere() -> Any:
     from service.simulator.runner import ServerThread
 

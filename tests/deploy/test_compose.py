@@ -225,7 +225,7 @@ def test_env_example_lists_every_required_variable() -> None:
     required = {m.group("name") for m in _VAR.finditer(COMPOSE.read_text()) if m.group("op") in (":?", "?")}
     assert required
     for name in required:
-        assert re.search(rf"^{name}=", example, re.M), f"{name} missing from .env.example"
+        assert re.search(rf"^{name}=", example, re.MULTILINE), f"{name} missing from .env.example"
 
 
 def test_grafana_mounts_provisioning_and_dashboards(compose: dict) -> None:

@@ -18,12 +18,12 @@ TOOLS = [{"name": "get_weather", "description": "The weather in a city",
 PINNED = {"provider": {"only": ["baseten"]}}
 
 
-@pytest.fixture()
+@pytest.fixture
 async def tenant(database_url):
     return await acreate_tenant_with_key(database_url, markup="0.2")
 
 
-@pytest.fixture()
+@pytest.fixture
 def sdk(gateway, tenant):
     client = anthropic.Anthropic(base_url=gateway.url, api_key=tenant.key, max_retries=0, timeout=30)
     yield client

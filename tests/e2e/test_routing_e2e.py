@@ -158,7 +158,7 @@ def test_client_disconnect_cancels_upstream_and_meters_partial_usage(gateway, te
     rows = rows_for(gateway.database_url, request_id, 1)
     row = rows[0]
     assert row["client_disconnected"] is True
-    assert 0 < row["completion_tokens"]
+    assert row["completion_tokens"] > 0
     assert row["provider_cost_usd"] > 0
     # The upstream call stopped with the client, long before the ~3 s the whole stream takes.
     assert (row["ended_at"] - row["started_at"]).total_seconds() < 2.0

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from service.errors import ErrorKind, UpstreamError
+from service.simulator.runner import ServerThread
 from service.upstreams.mcp_client import McpClient, McpHttpError, McpProtocolError, McpRpcError
 from service.upstreams.xpay import XpayAdapter
-from service.simulator.runner import ServerThread
 from tests.marketplaces.helpers import chat, route
 
 

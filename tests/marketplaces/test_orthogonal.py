@@ -10,14 +10,14 @@ import httpx
 import pytest
 
 from service.errors import ErrorKind, UpstreamError
+from service.metering.pricing import CentsUnit, CostSource, PriceBook
 from service.settings import Timeouts
 from service.simulator.engine import prompt_tokens_for
-from service.simulator.orthogonal import OrthogonalState, create_app, token_charge
 from service.simulator.marketplace import format_usd
-from service.metering.pricing import CentsUnit, CostSource, PriceBook
+from service.simulator.orthogonal import OrthogonalState, create_app, token_charge
+from service.simulator.runner import ServerThread
 from service.upstreams.base import Usage
 from service.upstreams.orthogonal import OrthogonalAdapter
-from service.simulator.runner import ServerThread
 from tests.marketplaces.helpers import JSON_SCHEMA_FORMAT, TOOLS, Running, chat, route
 
 KEY = "orth_live_h2tests"

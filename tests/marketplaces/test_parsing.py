@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 
 from service.errors import ErrorKind
+from service.metering.pricing import CentsUnit, CostSource, PriceBook
 from service.simulator.marketplace import format_usd
+from service.upstreams.base import Evidence, Usage
 from service.upstreams.mcp_client import redact_url
 from service.upstreams.orthogonal import envelope_error, parse_dollars, read_envelope_price
 from service.upstreams.ratelimit import ClientRateLimiter
 from service.upstreams.synth import ListChunkStream, chunks_from_completion, split_text
-from service.metering.pricing import CentsUnit, CostSource, PriceBook
-from service.upstreams.base import Evidence, Usage
 from service.upstreams.xpay_parse import (
     ToolSchema,
     error_from_text,

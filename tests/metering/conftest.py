@@ -31,14 +31,14 @@ MONEY_FIELDS = ("provider_cost_usd", "billed_usd", "direct_billed_usd", "savings
 TOKEN_FIELDS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens")
 
 
-@pytest.fixture()
+@pytest.fixture
 def admin(gateway):
     headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=gateway.url, headers=headers, timeout=20) as c:
         yield c
 
 
-@pytest.fixture()
+@pytest.fixture
 def anon(gateway):
     with httpx.Client(base_url=gateway.url, timeout=20) as c:
         yield c
@@ -58,7 +58,7 @@ class Ledger:
     def daily(self, events: list[UsageEvent]) -> dict[tuple, dict]:
         """(tenant_id, day, model, front_end) -> sums, as the rollup should hold them."""
         out: dict[tuple, dict] = defaultdict(lambda: {
-            "requests": 0, "attempts": 0, **{f: 0 for f in TOKEN_FIELDS},
+            "requests": 0, "attempts": 0, **dict.fromkeys(TOKEN_FIELDS, 0),
             **{f: Decimal(0) for f in MONEY_FIELDS}})
         for e in events:
             row = out[(e.tenant_id, e.started_at.astimezone(UTC).date(), e.served_model, e.front_end)]

@@ -107,7 +107,7 @@ def test_tags_are_the_stripped_union_in_order_within_bounds(body_tags, header_ta
     assert all(t and t == t.strip() and "," not in t and len(t) <= MAX_TAG_CHARS for t in got.tags)
 
 
-@pytest.fixture()
+@pytest.fixture
 def principal_stub():
     import uuid
     from decimal import Decimal

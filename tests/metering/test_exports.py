@@ -150,7 +150,7 @@ def test_admin_usage_grouped_by_tenant_and_model(admin, ledger):
     assert body["group_by"] == ["tenant", "model"]
     expected: dict[tuple, dict] = {}
     for (tid, _day, model, _fe), sums in ledger.daily(ledger.in_month()).items():
-        row = expected.setdefault((str(tid), model), {f: 0 for f in SUMMED})
+        row = expected.setdefault((str(tid), model), dict.fromkeys(SUMMED, 0))
         for f in SUMMED:
             row[f] += sums[f]
     got = {(row["tenant_id"], row["model"]): {f: _typed(row)[f] for f in SUMMED} for row in body["data"]}

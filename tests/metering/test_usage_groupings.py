@@ -148,7 +148,7 @@ def _selected(events: list[UsageEvent], f: dict[str, Any]) -> list[UsageEvent]:
 
 
 def _zero() -> dict[str, Any]:
-    return {**{c: 0 for c in COUNTS}, **{m: Decimal(0) for m in MONEY}}
+    return {**dict.fromkeys(COUNTS, 0), **{m: Decimal(0) for m in MONEY}}
 
 
 def _add(sums: dict[str, Any], e: UsageEvent) -> None:
@@ -407,7 +407,7 @@ def test_billing_export_groups_and_filters(http, attributed):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tenant"
 
 
-@pytest.fixture()
+@pytest.fixture
 def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))

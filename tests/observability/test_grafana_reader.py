@@ -199,7 +199,7 @@ def test_migrate_refuses_a_weak_reader_password(migrated_database: str, monkeypa
 # ---------------------------------------------------------------- the migration
 
 
-@pytest.fixture()
+@pytest.fixture
 async def own_database() -> AsyncIterator[str]:
     name = f"reader_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(LOCAL_ADMIN_URL)

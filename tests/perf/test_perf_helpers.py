@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.perf_procs import (Sample, cpu_seconds, descendants, machine_busy_seconds, parse_stat,
-                                   parse_status_kib, rss_kib, slope_per_minute)
+from benchmarks.perf_procs import (
+    Sample,
+    cpu_seconds,
+    descendants,
+    machine_busy_seconds,
+    parse_stat,
+    parse_status_kib,
+    rss_kib,
+    slope_per_minute,
+)
 from benchmarks.perf_report import TARGETS, evaluate, summarise, table
 from benchmarks.perf_ttft import percentiles
 from benchmarks.perf_upstream import Nginx, canned_bodies, render_config, request_body

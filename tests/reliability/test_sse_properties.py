@@ -72,7 +72,7 @@ MODEL = "zai-org/GLM-5.2"
 HELLO = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]}
 
 
-@pytest.fixture()
+@pytest.fixture
 async def adapter(standins):
     session = create_session()
     try:

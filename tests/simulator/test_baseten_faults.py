@@ -10,7 +10,6 @@ import pytest
 
 from service.simulator.control import BasetenConfig
 from service.simulator.faults import Fault, FaultBook, FaultSpecError, parse_fault
-
 from tests.cassettes import sse_chunks, sse_payloads
 from tests.simulator.conftest import STANDIN_KEY
 
