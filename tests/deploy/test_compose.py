@@ -268,5 +268,6 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict)
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(compose)]
     assert errors == []
     # The schema does bite: a misspelt service key is refused.
-    broken = {**compose, "services": {**compose["services"], "gateway": {**compose["services"]["gateway"], "helthcheck": {}}}}
+    misspelt = {**compose["services"]["gateway"], "helthcheck": {}}
+    broken = {**compose, "services": {**compose["services"], "gateway": misspelt}}
     assert any(True for _ in validator.iter_errors(broken))

@@ -74,7 +74,8 @@ def test_json_schema_never_lands_on_a_model_without_structured_outputs(client):
         assert isinstance(json.loads(raw.parse().choices[0].message.content)["ok"], bool)
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="deepseek-ai/DeepSeek-V3.1", messages=HELLO,
-                                       response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": schema}})
+                                       response_format={"type": "json_schema",
+                                                        "json_schema": {"name": "r", "schema": schema}})
     assert info.value.body["code"] == "unsupported_feature"
 
 

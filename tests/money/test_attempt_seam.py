@@ -86,7 +86,8 @@ async def test_non_stream_any_exception_at_any_await_point(database_url, name, a
         else:
             assert len(rows) == 1
         for row in rows:
-            assert row.billed_usd == (row.provider_cost_usd * Decimal("1.25")).quantize(Decimal("1E-10"), rounding=ROUND_HALF_UP)
+            marked_up = row.provider_cost_usd * Decimal("1.25")
+            assert row.billed_usd == marked_up.quantize(Decimal("1E-10"), rounding=ROUND_HALF_UP)
         await _check_released(a)
         assert await _settled_spend(a) == sum(r.billed_usd for r in rows)
     finally:

@@ -37,7 +37,8 @@ def test_canned_answers_are_baseten_shaped():
     data = [json.loads(e[6:]) for e in events if e.startswith(b"data: {")]
     assert len(data) == bodies.stream_chunks
     assert 15 <= bodies.stream_chunks <= 25
-    assert data[-1]["choices"] == [] and data[-1]["usage"]["completion_tokens"] == completion["usage"]["completion_tokens"]
+    assert data[-1]["choices"] == []
+    assert data[-1]["usage"]["completion_tokens"] == completion["usage"]["completion_tokens"]
     assert canned_bodies() == bodies  # fixed id and timestamp: identical bytes on every run
 
 
