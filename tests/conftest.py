@@ -15,7 +15,8 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-from tests.support import Postgres, create_tenant_with_key, gateway_env
+# After the profile is chosen, so that settings built at import time inherit it.
+from tests.support import Postgres, create_tenant_with_key, gateway_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ Playwright (never a browser Playwright downloads)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -52,13 +53,17 @@ def operator(gateway: Any, seeded: Seed) -> Any:
     client.close()
 
 
+def _check_chromium() -> None:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test-deps.sh (Debian's chromium package)")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+
 @pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test-deps.sh (Debian's chromium package)")
-    ARTIFACTS.mkdir(exist_ok=True)
+    await asyncio.to_thread(_check_chromium)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield browser

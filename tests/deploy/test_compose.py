@@ -103,7 +103,7 @@ def test_structure(compose: dict) -> None:
             assert (context / service["build"]["dockerfile"]).is_file()
         depends_on = service.get("depends_on") or {}
         if isinstance(depends_on, list):
-            depends_on = dict.fromkeys(depends_on, {"condition": "service_started"})
+            depends_on = {target: {"condition": "service_started"} for target in depends_on}
         for target, condition in depends_on.items():
             assert target in services, f"{name} depends on unknown service {target}"
             if isinstance(condition, dict):

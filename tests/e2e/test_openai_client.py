@@ -178,8 +178,8 @@ def test_upstream_timeout_is_a_504(client, standins):
 
 
 def test_errors_on_the_gateway_itself(gateway, client):
+    wrong = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-sy-wrongwrongwrongwrongwrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        wrong = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-sy-wrongwrongwrongwrongwrong", max_retries=0)
         wrong.models.list()
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=gateway.url + "/v1", api_key="nope", max_retries=0).models.list()

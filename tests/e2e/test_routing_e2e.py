@@ -134,11 +134,10 @@ def test_failure_mid_stream_ends_with_an_error_event_and_is_metered(client, gate
     stream = client.chat.completions.with_raw_response.create(
         model="zai-org/GLM-5.2", messages=HELLO, stream=True, extra_body={"provider": {"only": ["baseten"]}})
     request_id = stream.headers["x-request-id"]
-    received = 0
+    received = []
     with pytest.raises(openai.APIError):
-        for _ in stream.parse():
-            received += 1
-    assert received >= 1
+        received.extend(stream.parse())
+    assert len(received) >= 1
     rows = rows_for(gateway.database_url, request_id, 1)
     assert rows[0]["status"] == "error" and rows[0]["error_code"] == "stream_error"
     assert rows[0]["completion_tokens"] > 0 and rows[0]["provider_cost_usd"] > 0  # billed for what was generated

@@ -148,7 +148,7 @@ async def test_ids_are_unique_and_retention_positive(
         await save_response(
             conn, tenant_id=other, response=response, conversation=conversation, retention=DAY
         )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retention must be positive"):
         await save_response(
             conn,
             tenant_id=owner,

@@ -267,5 +267,5 @@ def test_rate_limiter_window_and_concurrency():
     permit.release()
     permit.release()  # harmless twice
     assert capped.in_flight == 0 and capped.try_acquire() is not None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rpm must be at least 1"):
         ClientRateLimiter(rpm=0, concurrency=1)

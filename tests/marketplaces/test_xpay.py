@@ -288,8 +288,8 @@ async def test_official_sdk_client_works_against_the_standin(xpay):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    async with streamable_http_client(f"{xpay.url}/mcp?key={KEY}") as (read, write, _):
-        async with ClientSession(read, write) as session:
+    async with streamable_http_client(f"{xpay.url}/mcp?key={KEY}") as (read, write, _), \
+            ClientSession(read, write) as session:
             await session.initialize()
             names = {t.name for t in (await session.list_tools()).tools}
             assert names == {"xpay_discover", "xpay_details", "xpay_run", "xpay_balance"}

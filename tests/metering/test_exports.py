@@ -224,7 +224,7 @@ def test_tenant_export_has_exactly_the_callers_rows_in_order(anon, ledger):
         mine = sorted(ledger.in_month(tenant.tenant_id), key=_ledger_order)
         got = [(r["request_id"], int(r["attempt"])) for r in rows]
         assert got == [(e.request_id, e.attempt) for e in mine]
-        for row, event in zip(rows, mine):
+        for row, event in zip(rows, mine, strict=True):
             assert datetime.fromisoformat(row["started_at"]) == event.started_at
             assert Decimal(row["billed_usd"]) == event.billed_usd
             assert row["stream"] == ("true" if event.stream else "false")

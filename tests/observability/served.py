@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -108,10 +109,8 @@ class ServedGateway:
         count = 0
         for line in self.stdout().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):  # a line cut short by the process's end
                     count += json.loads(line).get("event") == "started"
-                except ValueError:
-                    pass
         return count
 
     def stdout(self) -> str:

@@ -32,8 +32,7 @@ async def _dashboard_queries(conn: asyncpg.Connection) -> list[tuple[str, str]]:
     out = []
     for path in DASHBOARDS:
         dashboard = load(path)
-        for sql in sql_queries(dashboard):
-            out.append((path.name, await expand(conn, dashboard, sql)))
+        out.extend([(path.name, await expand(conn, dashboard, sql)) for sql in sql_queries(dashboard)])
     return out
 
 

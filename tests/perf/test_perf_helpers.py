@@ -90,7 +90,7 @@ def test_wrk_result_line():
     assert result.sent == 101
     assert result.failed == 2
     assert result.latency_ms["p50"] == 1.2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="wrk printed no result line"):
         parse_output("wrk: connection refused\n", 1)
 
 

@@ -44,9 +44,10 @@ def make_plan(world: World, req: Request) -> Plan | None:
             req.view.model, req.needs, req.prefs, world.policy, fallbacks=req.view.models, quotes=world.quotes
         )
     except GatewayError as err:
-        assert err.status == 403 and err.code == "model_not_allowed", err.message
-        assert not eligible_models(world, req.view.model, req.view.models)
-        return None
+        refused = err
+    assert (refused.status, refused.code) == (403, "model_not_allowed"), refused.message
+    assert not eligible_models(world, req.view.model, req.view.models)
+    return None
 
 
 @PROPERTY_SETTINGS

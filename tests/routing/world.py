@@ -151,10 +151,10 @@ def catalogs(draw: st.DrawFn) -> Catalog:
     routes = raw["routes"]
     keep = draw(st.lists(st.sampled_from(range(10)), min_size=len(routes), max_size=len(routes)))
     kept = []
-    for route, roll in zip(routes, keep, strict=True):
+    for original, roll in zip(routes, keep, strict=True):
         if roll == 0:
             continue  # about one route in ten removed
-        route = copy.deepcopy(route)
+        route = copy.deepcopy(original)
         if roll >= 7:
             route["pricing"] = draw(_pricing())
         kept.append(route)
