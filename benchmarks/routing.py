@@ -37,7 +37,8 @@ from service.routing.capacity import CapacityBoard
 from service.routing.estimate import Calibration
 from service.routing.health import HealthBoard
 from service.routing.needs import Needs, derive_needs
-from service.routing.planner import Plan, Planner, Policy
+from service.routing.plan import Plan
+from service.routing.planner import Planner, Policy
 
 ORTHOGONAL_MARKUP = Decimal("1.0")
 GAP_TARGET_PCT = 2.0

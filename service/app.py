@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import structlog
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Response
 from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp as LitestarASGIApp
 
 from service.api.admin_alerts import ALERT_HANDLERS
 from service.api.admin_routes import ADMIN_HANDLERS
 from service.api.allow import options_middleware
 from service.api.chat import chat_completions, quote
-from service.api.common import error_response
+from service.api.common import ApiRequest, error_response
 from service.api.health import healthz, metrics, readyz, root, root_head
 from service.api.inbound_asgi import inbound_fast_path
 from service.api.messages import count_tokens, create_message
@@ -22,7 +24,17 @@ from service.api.models import list_models, retrieve_model
 from service.api.openapi import openapi_json, openapi_root
 from service.api.responses import create_response, get_response, remove_response
 from service.api.usage import USAGE_HANDLERS
-from service.asgi import BodyTimeout, body_timeout_error, body_timeout_middleware, send_error
+from service.asgi import (
+    ASGIApp,
+    BodyTimeout,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    body_timeout_error,
+    body_timeout_middleware,
+    send_error,
+)
 from service.console import CONSOLE_HANDLERS
 from service.errors import GatewayError
 from service.observability.logging import configure_logging
@@ -48,11 +60,11 @@ _STATUS_TYPES = {
 }
 
 
-def _gateway_error(_: Request, exc: GatewayError) -> Response:
+def _gateway_error(_: ApiRequest, exc: GatewayError) -> Response[bytes]:
     return error_response(exc)
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response:
+def _http_error(_: ApiRequest, exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     kind = _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     message = str(exc.detail) if exc.detail else "Request failed"
@@ -62,20 +74,22 @@ def _http_error(_: Request, exc: HTTPException) -> Response:
     return error_response(GatewayError(status, message, type=kind, code=code, headers=dict(exc.headers or {})))
 
 
-def _body_timeout(_: Request, _exc: BodyTimeout) -> Response:
+def _body_timeout(_: ApiRequest, _exc: BodyTimeout) -> Response[bytes]:
     return error_response(body_timeout_error())
 
 
-def _unexpected(request: Request, exc: Exception) -> Response:
-    # The path is the client's: logged in a bounded piece.
-    log.exception("unhandled_error", path=request.url.path[:200], error=type(exc).__name__)
-    return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error"))
+def _unexpected(request: ApiRequest, exc: Exception) -> Response[bytes]:
+    # The path is the client's: logged in a bounded piece. Litestar calls this handler with the
+    # exception in hand, so its traceback is passed explicitly rather than read from sys.exc_info.
+    log.error("unhandled_error", path=request.url.path[:200], error=type(exc).__name__, exc_info=exc)
+    return error_response(GatewayError(500, "Internal error in the gateway.", type="server_error",
+                                       code="internal_error"))
 
 
-def request_id_middleware(app):
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """x-request-id on every response: the client's own if it sent a sane one, else a new one."""
 
-    async def middleware(scope, receive, send):
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
@@ -90,7 +104,7 @@ def request_id_middleware(app):
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("latin-1"))
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
@@ -101,10 +115,10 @@ def request_id_middleware(app):
     return middleware
 
 
-def header_limit_middleware(app, limit: int = MAX_HEADER_BYTES):
+def header_limit_middleware(app: ASGIApp, limit: int = MAX_HEADER_BYTES) -> ASGIApp:
     """Refuse oversized header blocks with 431 in OpenAI's shape, before any routing or auth work."""
 
-    async def middleware(scope, receive, send):
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and sum(len(n) + len(v) for n, v in scope["headers"]) > limit:
             message = f"The request headers are larger than this gateway accepts ({limit} bytes)."
             await send_error(send, GatewayError(431, message, code="headers_too_large"))
@@ -119,7 +133,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     configure_logging(settings.log_level, settings.log_json, secrets=settings.secret_values())
 
     @asynccontextmanager
-    async def lifespan(app: Litestar):
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         rt = runtime or Runtime(settings)
         app.state.runtime = rt
         await rt.start()
@@ -146,9 +160,20 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None,
     )
     # Around the whole ASGI handler rather than as Litestar middleware, which only runs for matched
     # routes: the router's own 404 and 405 answers get an x-request-id too.
-    app.asgi_handler = request_id_middleware(header_limit_middleware(options_middleware(body_timeout_middleware(
-        inbound_fast_path(app.asgi_handler, app), settings.body_timeout_seconds), app)))
+    chain = request_id_middleware(header_limit_middleware(options_middleware(body_timeout_middleware(
+        inbound_fast_path(_plain(app.asgi_handler), app), settings.body_timeout_seconds), app)))
+    app.asgi_handler = _litestar(chain)
     return app
+
+
+# Litestar types ASGI scopes and events as TypedDicts; the middlewares above read them as the
+# plain dicts they are at run time (service.asgi's aliases). The two views meet only here.
+def _plain(handler: LitestarASGIApp) -> ASGIApp:
+    return cast(ASGIApp, handler)
+
+
+def _litestar(handler: ASGIApp) -> LitestarASGIApp:
+    return cast(LitestarASGIApp, handler)
 
 
 def app_from_env() -> Litestar:

@@ -25,12 +25,7 @@ def response_body(name: str) -> bytes:
 
 def sse_payloads(raw: bytes) -> list[bytes]:
     """The data payloads of an SSE body framed as Baseten frames it (LF, one data line per event)."""
-    out = []
-    for event in raw.split(b"\n\n"):
-        for line in event.split(b"\n"):
-            if line.startswith(b"data: "):
-                out.append(line[6:])
-    return out
+    return [line[6:] for event in raw.split(b"\n\n") for line in event.split(b"\n") if line.startswith(b"data: ")]
 
 
 def sse_chunks(raw: bytes) -> list[dict]:

@@ -15,7 +15,8 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-from tests.support import Postgres, create_tenant_with_key, gateway_env
+# After the profile is chosen, so that settings built at import time inherit it.
+from tests.support import Postgres, create_tenant_with_key, gateway_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +78,7 @@ def tenant(database_url):
     return create_tenant_with_key(database_url, "e2e-tenant")
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(gateway, tenant):
     import openai
 

@@ -24,7 +24,8 @@ from service.routing.capacity import CapacityBoard, KeyLimits, Slot
 from service.routing.estimate import Calibration
 from service.routing.health import HealthBoard
 from service.routing.needs import Needs
-from service.routing.planner import Plan, Planner, Policy, capacity_group
+from service.routing.plan import Plan
+from service.routing.planner import Planner, Policy, capacity_group
 from service.routing.quotes import QuoteAccuracy
 
 MAX_ATTEMPTS = 3  # the gateway's default (SWITCHYARD_MAX_ATTEMPTS)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
-from litestar import Request, Response, delete, get, patch, post, put
+from litestar import Response, delete, get, patch, post, put
 from litestar.params import FromPath
 
 from service.api.admin_input import (
@@ -27,12 +27,13 @@ from service.api.admin_input import (
     path_ref,
     string_list,
 )
-from service.api.common import json_body, json_response, runtime
+from service.api.common import ApiRequest, json_body, json_response, runtime
 from service.auth import projects, tenants
 from service.auth.admin_token import admin_guard
-from service.auth.cache import notify_key_changed, notify_tenant_changed
+from service.auth.cache import AuthCache, notify_key_changed, notify_tenant_changed
 from service.catalog.model import FRONT_ENDS, Catalog
 from service.chat.validate_types import as_int
+from service.db.pool import Conn, Db
 from service.errors import GatewayError, invalid
 from service.input_limits import check_storable, echo
 from service.metering import budget_records
@@ -72,7 +73,7 @@ def tenant_changes(body: Any, catalog: Catalog) -> dict[str, Any]:
     return changes
 
 
-async def announce_tenant_change(conn, tenant_id: uuid.UUID, cache=None) -> None:
+async def announce_tenant_change(conn: Conn, tenant_id: uuid.UUID, cache: AuthCache | None = None) -> None:
     """Evict the tenant's keys everywhere, including keys cached as refused while it was disabled."""
     prefixes = [p for k in await tenants.list_keys(conn, tenant_id) if k.revoked_at is None
                 for p in (k.prefix, k.previous_prefix) if p]
@@ -85,7 +86,8 @@ async def announce_tenant_change(conn, tenant_id: uuid.UUID, cache=None) -> None
             cache.evict(f"key:{prefix}")
 
 
-async def update_tenant(conn, tenant: tenants.TenantRecord, changes: dict[str, Any], cache=None):
+async def update_tenant(conn: Conn, tenant: tenants.TenantRecord, changes: dict[str, Any],
+                        cache: AuthCache | None = None) -> tenants.TenantRecord:
     try:
         updated = await tenants.update_tenant(conn, tenant.id, **changes)
     except asyncpg.UniqueViolationError:
@@ -104,7 +106,7 @@ def _no_tenant(ref: str) -> GatewayError:
     return GatewayError(404, f"No tenant {echo(ref)}.", type="not_found_error", code="tenant_not_found")
 
 
-async def tenant_or_404(db, ref: str) -> tenants.TenantRecord:
+async def tenant_or_404(db: Db, ref: str) -> tenants.TenantRecord:
     path_ref(ref, "tenant")
     if len(ref) > MAX_NAME:
         raise _no_tenant(ref)  # longer than any name or id: it cannot match, no query needed
@@ -115,7 +117,7 @@ async def tenant_or_404(db, ref: str) -> tenants.TenantRecord:
 
 
 @post("/admin/tenants", guards=[admin_guard], status_code=201)
-async def create_tenant(request: Request) -> Response:
+async def create_tenant(request: ApiRequest) -> Response[bytes]:
     rt = runtime(request)
     body = json_object(await json_body(request), ("name", "markup", "allowed_models", "denied_front_ends"))
     if "name" not in body:
@@ -131,18 +133,18 @@ async def create_tenant(request: Request) -> Response:
 
 
 @get("/admin/tenants", guards=[admin_guard])
-async def list_tenants(request: Request) -> Response:
+async def list_tenants(request: ApiRequest) -> Response[bytes]:
     records = await tenants.list_tenants(database(request))
     return json_response({"object": "list", "data": [t.as_json() for t in records]})
 
 
 @get("/admin/tenants/{tenant:str}", guards=[admin_guard])
-async def get_tenant(request: Request, tenant: FromPath[str]) -> Response:
+async def get_tenant(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     return json_response((await tenant_or_404(database(request), tenant)).as_json())
 
 
 @patch("/admin/tenants/{tenant:str}", guards=[admin_guard])
-async def patch_tenant(request: Request, tenant: FromPath[str]) -> Response:
+async def patch_tenant(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     changes = tenant_changes(await json_body(request), rt.catalog)
     async with database(request).acquire() as conn:
@@ -152,14 +154,28 @@ async def patch_tenant(request: Request, tenant: FromPath[str]) -> Response:
 
 # ---- budgets ------------------------------------------------------------------------------------
 
-async def budget_changed(conn, tenant_id: uuid.UUID, cache=None) -> None:
+async def budget_changed(conn: Conn, tenant_id: uuid.UUID, cache: AuthCache | None = None) -> None:
     # Budgets are loaded with the key: every key of the tenant reloads on its next request.
     await notify_tenant_changed(conn, tenant_id)
     if cache is not None:
         cache.evict(f"tenant:{tenant_id}")
 
 
-def budget_fields(body: Any) -> dict[str, Any]:
+class BudgetFields(TypedDict):
+    period: str
+    limit_usd: Decimal
+    hard: bool
+    window_hours: int | None
+    key_ref: str | None  # a key id or prefix, resolved within the tenant by budget_level
+    project_ref: str | None  # a project id or name, likewise
+
+
+class BudgetLevel(TypedDict):
+    key_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+
+
+def budget_fields(body: Any) -> BudgetFields:
     """A budget's validated fields; `key_ref` and `project_ref` still to be resolved in the tenant."""
     body = json_object(body, _BUDGET_FIELDS)
     if body.get("period") not in budget_records.PERIODS:
@@ -169,7 +185,7 @@ def budget_fields(body: Any) -> dict[str, Any]:
     hard = body.get("hard", True)
     if not isinstance(hard, bool):
         raise invalid("`hard` must be true or false.", "hard")
-    refs = {}
+    refs: dict[str, str | None] = {}
     for param, what in (("key_id", "a key id or prefix"), ("project_id", "a project id or name")):
         ref = body.get(param)
         if ref is not None and (not isinstance(ref, str) or not ref or len(ref) > MAX_NAME):
@@ -198,7 +214,7 @@ def budget_fields(body: Any) -> dict[str, Any]:
     }
 
 
-async def budget_level(conn, tenant: tenants.TenantRecord, fields: dict[str, Any]) -> dict[str, uuid.UUID | None]:
+async def budget_level(conn: Db, tenant: tenants.TenantRecord, fields: BudgetFields) -> BudgetLevel:
     """The key or project a budget binds, found within the tenant (a 400 naming the field if not)."""
     key_id = project_id = None
     if fields["key_ref"] is not None:
@@ -216,20 +232,20 @@ async def budget_level(conn, tenant: tenants.TenantRecord, fields: dict[str, Any
 
 
 @put("/admin/tenants/{tenant:str}/budgets", guards=[admin_guard])
-async def put_budget(request: Request, tenant: FromPath[str]) -> Response:
+async def put_budget(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     fields = budget_fields(await json_body(request))
     async with database(request).acquire() as conn:
         record = await tenant_or_404(conn, tenant)
         level = await budget_level(conn, record, fields)
         budget, created = await budget_records.upsert_budget(
             conn, record.id, period=fields["period"], limit_usd=fields["limit_usd"], hard=fields["hard"],
-            window_hours=fields["window_hours"], **level)
+            window_hours=fields["window_hours"], key_id=level["key_id"], project_id=level["project_id"])
         await budget_changed(conn, record.id, runtime(request).auth)
     return json_response(budget.as_json(), status=201 if created else 200)
 
 
 @get("/admin/tenants/{tenant:str}/budgets", guards=[admin_guard])
-async def list_budgets(request: Request, tenant: FromPath[str]) -> Response:
+async def list_budgets(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     db = database(request)
     record = await tenant_or_404(db, tenant)
     budgets = await budget_records.list_budgets(db, record.id)
@@ -237,7 +253,7 @@ async def list_budgets(request: Request, tenant: FromPath[str]) -> Response:
 
 
 @delete("/admin/budgets/{budget:str}", guards=[admin_guard], status_code=200)
-async def delete_budget(request: Request, budget: FromPath[str]) -> Response:
+async def delete_budget(request: ApiRequest, budget: FromPath[str]) -> Response[bytes]:
     try:
         budget_id = uuid.UUID(budget)
     except ValueError:

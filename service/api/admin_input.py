@@ -7,9 +7,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import asyncpg
-from litestar import Request
 
-from service.api.common import runtime
+from service.api.common import ApiRequest, runtime
 from service.catalog.model import Catalog
 from service.chat.validate_types import as_int
 from service.errors import GatewayError, invalid
@@ -19,7 +18,7 @@ from service.input_limits import check_storable, echo
 MAX_NAME = 200
 
 
-def database(request: Request) -> asyncpg.Pool:
+def database(request: ApiRequest) -> asyncpg.Pool:
     pool: asyncpg.Pool | None = runtime(request).pool
     if pool is None:
         raise GatewayError(503, "The database is unavailable; try again shortly.", type="server_error",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from litestar import Request, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.params import FromPath
 
 from service.api.admin import tenant_or_404
@@ -26,7 +26,7 @@ from service.api.admin_input import (
     optional_limit,
     path_ref,
 )
-from service.api.common import json_body, json_response, runtime
+from service.api.common import ApiRequest, json_body, json_response, runtime
 from service.auth import key_lifecycle, projects, tenants
 from service.auth.admin_token import admin_guard
 from service.auth.cache import AuthCache, notify_key_changed
@@ -101,7 +101,7 @@ async def key_or_404(conn: Db, ref: str) -> tenants.KeyRecord:
 
 
 @post("/admin/tenants/{tenant:str}/keys", guards=[admin_guard], status_code=201)
-async def create_key(request: Request, tenant: FromPath[str]) -> Response:
+async def create_key(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     raw = await request.body()
     changes = key_changes(await json_body(request) if raw.strip() else {}, runtime(request).catalog)
     async with database(request).acquire() as conn:
@@ -113,7 +113,7 @@ async def create_key(request: Request, tenant: FromPath[str]) -> Response:
 
 
 @get("/admin/tenants/{tenant:str}/keys", guards=[admin_guard])
-async def list_keys(request: Request, tenant: FromPath[str]) -> Response:
+async def list_keys(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     db = database(request)
     record = await tenant_or_404(db, tenant)
     keys = await tenants.list_keys(db, record.id)
@@ -121,12 +121,12 @@ async def list_keys(request: Request, tenant: FromPath[str]) -> Response:
 
 
 @get("/admin/keys/{key:str}", guards=[admin_guard])
-async def get_key(request: Request, key: FromPath[str]) -> Response:
+async def get_key(request: ApiRequest, key: FromPath[str]) -> Response[bytes]:
     return json_response((await key_or_404(database(request), key)).as_json())
 
 
 @patch("/admin/keys/{key:str}", guards=[admin_guard])
-async def patch_key(request: Request, key: FromPath[str]) -> Response:
+async def patch_key(request: ApiRequest, key: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     changes = key_changes(await json_body(request), rt.catalog)
     async with database(request).acquire() as conn:
@@ -149,7 +149,7 @@ def grace_period(body: Any) -> timedelta:
 
 
 @post("/admin/keys/{key:str}/rotate", guards=[admin_guard], status_code=201)
-async def rotate_key(request: Request, key: FromPath[str]) -> Response:
+async def rotate_key(request: ApiRequest, key: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     raw = await request.body()
     grace = grace_period(await json_body(request) if raw.strip() else {})
@@ -165,7 +165,7 @@ async def rotate_key(request: Request, key: FromPath[str]) -> Response:
 
 
 @delete("/admin/keys/{key:str}", guards=[admin_guard], status_code=200)
-async def revoke_key(request: Request, key: FromPath[str]) -> Response:
+async def revoke_key(request: ApiRequest, key: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     async with database(request).acquire() as conn:
         found = await key_or_404(conn, key)

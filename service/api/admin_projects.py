@@ -11,12 +11,12 @@ import uuid
 from typing import Any
 
 import asyncpg
-from litestar import Request, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.params import FromPath
 
 from service.api.admin import budget_changed, tenant_or_404
 from service.api.admin_input import database, json_object, models_list, name_value
-from service.api.common import json_body, json_response, runtime
+from service.api.common import ApiRequest, json_body, json_response, runtime
 from service.auth import projects
 from service.auth.admin_token import admin_guard
 from service.auth.cache import AuthCache, notify_project_changed
@@ -67,7 +67,7 @@ async def project_changed(conn: Db, project_id: uuid.UUID, cache: AuthCache | No
 
 
 @post("/admin/tenants/{tenant:str}/projects", guards=[admin_guard], status_code=201)
-async def create_project(request: Request, tenant: FromPath[str]) -> Response:
+async def create_project(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     changes = project_changes(await json_body(request), runtime(request).catalog)
     if "name" not in changes:
         raise invalid("`name` is required.", "name", code="missing_required_parameter")
@@ -82,19 +82,19 @@ async def create_project(request: Request, tenant: FromPath[str]) -> Response:
 
 
 @get("/admin/tenants/{tenant:str}/projects", guards=[admin_guard])
-async def list_projects(request: Request, tenant: FromPath[str]) -> Response:
+async def list_projects(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
     db = database(request)
     record = await tenant_or_404(db, tenant)
     return json_response({"object": "list", "data": [p.as_json() for p in await projects.list_projects(db, record.id)]})
 
 
 @get("/admin/projects/{project:str}", guards=[admin_guard])
-async def get_project(request: Request, project: FromPath[str]) -> Response:
+async def get_project(request: ApiRequest, project: FromPath[str]) -> Response[bytes]:
     return json_response((await project_or_404(database(request), project)).as_json())
 
 
 @patch("/admin/projects/{project:str}", guards=[admin_guard])
-async def patch_project(request: Request, project: FromPath[str]) -> Response:
+async def patch_project(request: ApiRequest, project: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     changes = project_changes(await json_body(request), rt.catalog)
     async with database(request).acquire() as conn:
@@ -110,7 +110,7 @@ async def patch_project(request: Request, project: FromPath[str]) -> Response:
 
 
 @delete("/admin/projects/{project:str}", guards=[admin_guard], status_code=200)
-async def delete_project(request: Request, project: FromPath[str]) -> Response:
+async def delete_project(request: ApiRequest, project: FromPath[str]) -> Response[bytes]:
     async with database(request).acquire() as conn:
         record = await project_or_404(conn, project)
         try:
@@ -125,7 +125,7 @@ async def delete_project(request: Request, project: FromPath[str]) -> Response:
 
 
 @get("/admin/projects/{project:str}/budgets", guards=[admin_guard])
-async def list_project_budgets(request: Request, project: FromPath[str]) -> Response:
+async def list_project_budgets(request: ApiRequest, project: FromPath[str]) -> Response[bytes]:
     db = database(request)
     record = await project_or_404(db, project)
     budgets = await budget_records.list_budgets(db, record.tenant_id, project_id=record.id)

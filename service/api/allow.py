@@ -8,12 +8,11 @@ answered `Allow: OPTIONS, POST`). This layer answers OPTIONS from the final rout
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
-from service.asgi import encode_headers
+from service.asgi import ASGIApp, Receive, Scope, Send, encode_headers
 
 
 def route_methods(app: Litestar) -> list[tuple[re.Pattern[str], str]]:
@@ -31,10 +30,10 @@ def route_methods(app: Litestar) -> list[tuple[re.Pattern[str], str]]:
     return table
 
 
-def options_middleware(inner: Any, app: Litestar) -> Any:
+def options_middleware(inner: ASGIApp, app: Litestar) -> ASGIApp:
     table = route_methods(app)
 
-    async def handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
             for pattern, allow in table:
                 if pattern.fullmatch(scope["path"]):

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, post
+from litestar import Response, post
 from litestar.response import Stream
 
-from service.api.common import authenticate, bearer_key, json_body, json_response, runtime
+from service.api.common import ApiRequest, authenticate, bearer_key, json_body, json_response, runtime
 from service.api.inbound import Prepared, serve_with_litestar
 from service.auth.principal import Principal
 from service.chat.validate import validate_chat_request
@@ -38,7 +38,9 @@ class ChatEndpoint:
 
     async def prepare(self, rt: Runtime, principal: Principal, body: object) -> Prepared:
         view = validate_chat_request(body)
-        assert isinstance(body, dict)
+        if not isinstance(body, dict):
+            # validate_chat_request refuses any other body with a 400; this tells the type checker.
+            raise TypeError("validate_chat_request accepted a body that is not a JSON object")
         return Prepared(chat=body, view=view, answer=_same, encoder=lambda _ctx: ChatEncoder.for_body(body))
 
     def render_error(self, err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
@@ -53,12 +55,12 @@ CHAT = ChatEndpoint()
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request) -> Response | Stream:
+async def chat_completions(request: ApiRequest) -> Response[bytes] | Stream:
     return await serve_with_litestar(request, CHAT)
 
 
 @post("/v1/quote", status_code=200)
-async def quote(request: Request) -> Response:
+async def quote(request: ApiRequest) -> Response[bytes]:
     rt = runtime(request)
     principal = await authenticate(request)
     body = await json_body(request)

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import orjson
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
 
 from service.auth.cache import AuthUnavailable
 from service.auth.principal import Principal
 from service.errors import GatewayError
 from service.input_limits import MAX_JSON_DEPTH, check_depth, quick_depth_bound
 
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
 JSON = "application/json"
 
+# The gateway installs no Litestar authentication middleware (keys are checked by the handlers), so
+# a request carries no `user` or `auth` value; its scope state is Litestar's plain State.
+ApiRequest: TypeAlias = Request[None, None, State]
 
-def runtime(request: Request):
-    return request.app.state.runtime
+
+def app_runtime(app: Litestar) -> Runtime:
+    """The Runtime the lifespan put on app.state (service.app.create_app)."""
+    # Litestar's State is a mapping of Any; `runtime` is set once, to a Runtime, before any request.
+    return cast("Runtime", app.state.runtime)
 
 
-async def authenticate(request: Request) -> Principal:
+def runtime(request: ApiRequest) -> Runtime:
+    return app_runtime(request.app)
+
+
+async def authenticate(request: ApiRequest) -> Principal:
     return await authenticate_header(runtime(request), request.headers.get("authorization"))
 
 
-async def authenticate_header(rt, header: str | None) -> Principal:
+async def authenticate_header(rt: Runtime, header: str | None) -> Principal:
     return await authenticate_key(rt, bearer_key(header))
 
 
@@ -39,7 +53,7 @@ def bearer_key(header: str | None) -> str:
     return key.strip()
 
 
-async def authenticate_key(rt, key: str) -> Principal:
+async def authenticate_key(rt: Runtime, key: str) -> Principal:
     try:
         principal = await rt.auth.authenticate(key)
     except AuthUnavailable:
@@ -50,7 +64,7 @@ async def authenticate_key(rt, key: str) -> Principal:
     return principal
 
 
-async def json_body(request: Request, *, empty: Any = None) -> Any:
+async def json_body(request: ApiRequest, *, empty: Any = None) -> Any:
     """The decoded JSON body; `empty` (when given) stands for a body with nothing but whitespace."""
     check_content_type(request.headers.get("content-type", ""))
     raw = await request.body()
@@ -77,9 +91,9 @@ def decode_json(raw: bytes) -> Any:
     return value
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
     return Response(content=orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
 
 
-def error_response(err: GatewayError) -> Response:
+def error_response(err: GatewayError) -> Response[bytes]:
     return Response(content=err.encoded(), status_code=err.status, media_type=JSON, headers=err.wire_headers())

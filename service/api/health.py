@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, get, head
+from litestar import Response, get, head
 
-from service.api.common import json_response, runtime
+from service.api.common import ApiRequest, json_response, runtime
 
 
 @get("/", include_in_schema=False)
-async def root() -> Response:
+async def root() -> Response[bytes]:
     """What answers at the base URL clients are given (Claude Code checks it is reachable)."""
     return json_response({"service": "switchyard", "apis": ["/v1/chat/completions", "/v1/messages",
                                                             "/v1/responses", "/v1/models"]})
@@ -20,12 +20,12 @@ async def root_head() -> None:
 
 
 @get("/healthz")
-async def healthz() -> Response:
+async def healthz() -> Response[bytes]:
     return json_response({"status": "ok"})
 
 
 @get("/readyz")
-async def readyz(request: Request) -> Response:
+async def readyz(request: ApiRequest) -> Response[bytes]:
     rt = runtime(request)
     checks = {
         "catalog": bool(rt.catalog.models),
@@ -37,7 +37,7 @@ async def readyz(request: Request) -> Response:
 
 
 @get("/metrics")
-async def metrics(request: Request) -> Response:
+async def metrics(request: ApiRequest) -> Response[bytes]:
     rt = runtime(request)
     rt.metrics.usage_queue_depth.set(rt.ledger.depth)
     rt.observe_capacity()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from litestar import Request, Response
+from litestar import Response
 from litestar.response import Stream
 
-from service.api.common import authenticate_key, check_content_type, decode_json
+from service.api.common import ApiRequest, authenticate_key, check_content_type, decode_json, runtime
 from service.asgi import ClientGone
 from service.auth.principal import Principal
 from service.chat.validate import ChatRequestView
@@ -58,9 +58,9 @@ class Endpoint(Protocol):
 
 
 async def run_inbound(rt: Runtime, endpoint: Endpoint, request_id: str, headers: Mapping[str, str],
-                      read_body: Callable[[], Awaitable[bytes]]) -> tuple[bytes | Relay, dict[str, str], bool]:
-    """(answer bytes or the stream's relay, headers, streamed). Raises GatewayError for the client;
-    every refusal is counted and logged before it leaves."""
+                      read_body: Callable[[], Awaitable[bytes]]) -> tuple[bytes | Relay, dict[str, str]]:
+    """(the whole answer's bytes, or the relay of a stream; headers). Raises GatewayError for the
+    client; every refusal is counted and logged before it leaves."""
     principal: Principal | None = None
     try:
         principal = await authenticate_key(rt, endpoint.credentials(headers))
@@ -73,9 +73,9 @@ async def run_inbound(rt: Runtime, endpoint: Endpoint, request_id: str, headers:
         raise
     except ClientGone:
         # Nothing reached an upstream, so there is no usage row; counted and logged all the same.
-        err = GatewayError(499, "The client disconnected before its request arrived.", code="client_disconnected")
-        rt.gateway.rejected(request_id, err, principal.tenant_id if principal else None)
-        raise err from None
+        gone = GatewayError(499, "The client disconnected before its request arrived.", code="client_disconnected")
+        rt.gateway.rejected(request_id, gone, principal.tenant_id if principal else None)
+        raise gone from None
     view = prepared.view
     ctx = RequestContext(request_id=request_id, principal=principal, requested_model=view.model,
                          stream=view.stream, api=endpoint.api)
@@ -86,7 +86,7 @@ async def run_inbound(rt: Runtime, endpoint: Endpoint, request_id: str, headers:
             if prepared.after is not None:
                 after = prepared.after
                 relay.after = lambda: after(ctx, None)
-            return relay, {**out_headers, **prepared.headers}, True  # it finishes when its relay ends
+            return relay, {**out_headers, **prepared.headers}  # it finishes when its relay ends
         answer = await rt.gateway.complete(ctx, prepared.chat, view)
         body_out = prepared.answer(answer.body)
         if prepared.after is not None:
@@ -102,23 +102,22 @@ async def run_inbound(rt: Runtime, endpoint: Endpoint, request_id: str, headers:
         rt.gateway.finish(ctx)
         raise
     rt.gateway.finish(ctx)
-    return orjson.dumps(body_out), {**answer.headers, **prepared.headers}, False
+    return orjson.dumps(body_out), {**answer.headers, **prepared.headers}
 
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def serve_with_litestar(request: Request[Any, Any, Any], endpoint: Endpoint) -> Response[Any] | Stream:
+async def serve_with_litestar(request: ApiRequest, endpoint: Endpoint) -> Response[bytes] | Stream:
     """The same flow as a Litestar route, for the published OpenAPI schema and apps built without
     the raw ASGI fast path (service.api.inbound_asgi); errors in the endpoint's own shape."""
-    rt: Runtime = request.app.state.runtime
     try:
-        content, headers, stream = await run_inbound(rt, endpoint, request.scope["state"]["request_id"],
-                                                     request.headers, request.body)
+        content, headers = await run_inbound(runtime(request), endpoint, request.scope["state"]["request_id"],
+                                             request.headers, request.body)
     except GatewayError as err:
         status, body, err_headers = endpoint.render_error(err)
         return Response(content=body, status_code=status, media_type="application/json", headers=err_headers)
-    if stream:
+    if isinstance(content, Relay):
         return Stream(content, media_type=endpoint.stream_content_type.decode(),
                       headers={**STREAM_HEADERS, **headers})
     return Response(content=content, media_type="application/json", headers=headers)

@@ -10,18 +10,25 @@ enforced while the body streams in, and a stream cancelled when its client disco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
+from litestar import Litestar
 
 from service.api.chat import CHAT
+from service.api.common import app_runtime
 from service.api.inbound import STREAM_HEADERS, Endpoint, run_inbound
 from service.api.messages import MESSAGES
 from service.api.responses import RESPONSES
 from service.asgi import (
+    ASGIApp,
     BodyTimeout,
     ClientGone,
+    Message,
+    Receive,
+    Scope,
+    Send,
     body_timeout_error,
     declared_length,
     encode_headers,
@@ -29,6 +36,7 @@ from service.asgi import (
     send_bytes,
 )
 from service.errors import GatewayError
+from service.gateway.relay import Relay
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -49,21 +57,29 @@ for _endpoint, _paths in ((CHAT, ("/v1/chat/completions",)), (MESSAGES, ("/v1/me
         ENDPOINTS[_path + "/"] = _endpoint
 
 
-def inbound_fast_path(inner: Any, app: Any) -> Any:
+class Chunks(Protocol):
+    """What stream_body relays: a relay, or any async generator of bytes (the tests' stand-ins)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
+
+
+def inbound_fast_path(inner: ASGIApp, app: Litestar) -> ASGIApp:
     """Wraps the Litestar ASGI handler: inbound POSTs are served here, everything else by `inner`."""
 
-    async def handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = ENDPOINTS.get(scope["path"])
             if endpoint is not None:
-                await serve_inbound(app.state.runtime, endpoint, scope, receive, send)
+                await serve_inbound(app_runtime(app), endpoint, scope, receive, send)
                 return
         await inner(scope, receive, send)
 
     return handler
 
 
-async def serve_inbound(rt: Runtime, endpoint: Endpoint, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def serve_inbound(rt: Runtime, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
         if name in (b"authorization", b"x-api-key", b"content-type", b"content-length", b"x-switchyard-tags"):
@@ -81,44 +97,43 @@ async def serve_inbound(rt: Runtime, endpoint: Endpoint, scope: dict[str, Any], 
         return raw
 
     try:
-        content, out_headers, stream = await run_inbound(rt, endpoint, scope["state"]["request_id"], headers,
-                                                         read_body)
+        content, out_headers = await run_inbound(rt, endpoint, scope["state"]["request_id"], headers, read_body)
     except GatewayError as err:
         status, body, err_headers = endpoint.render_error(err)
         await send_bytes(send, status, JSON, body, err_headers)  # dropped if the client is gone
         return
-    except Exception as exc:  # noqa: BLE001 - the client still gets an answer in its API's shape
+    except Exception as exc:  # logged, and the client still gets an answer in its API's shape
         log.exception("unhandled_error", path=scope["path"], error=type(exc).__name__)
-        err = GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error")
-        status, body, err_headers = endpoint.render_error(err)
+        internal = GatewayError(500, "Internal error in the gateway.", type="server_error", code="internal_error")
+        status, body, err_headers = endpoint.render_error(internal)
         await send_bytes(send, status, JSON, body, err_headers)
         return
-    if not stream:
-        assert isinstance(content, bytes)
+    if not isinstance(content, Relay):
         await send_bytes(send, 200, JSON, content, out_headers)
         return
-    assert not isinstance(content, bytes)
     raw = encode_headers({**STREAM_HEADERS, **out_headers})
     raw.append((b"content-type", endpoint.stream_content_type))
     try:
         await send({"type": "http.response.start", "status": 200, "headers": raw})
     except Exception:  # noqa: BLE001 - the server refused: the client is gone before the first byte
         send = _refused  # the relay still runs far enough to meter the attempt and close the upstream
-    keepalive = getattr(content.encoder, "keepalive", None)
+    # Only some APIs' streams have a keepalive event (Anthropic's `ping`); StreamEncoder leaves it out.
+    keepalive: Callable[[], bytes] | None = getattr(content.encoder, "keepalive", None)
     await stream_body(content, receive, send, keepalive=keepalive)
 
 
-async def _refused(_message: dict[str, Any]) -> None:
+async def _refused(_message: Message) -> None:
     raise ClientGone
 
 
-async def stream_body(chunks: Any, receive: Any, send: Any, *, keepalive: Any = None,
+async def stream_body(chunks: Chunks, receive: Receive, send: Send, *, keepalive: Callable[[], bytes] | None = None,
                       keepalive_seconds: float = KEEPALIVE_SECONDS) -> None:
     """Relays the chunks; a client that disconnects cancels the relay where it waits (on the
     upstream), which meters what was used and closes the upstream call. With `keepalive`, its
     bytes are sent whenever the upstream has been silent for `keepalive_seconds`."""
     task = asyncio.current_task()
-    assert task is not None
+    if task is None:
+        raise RuntimeError("stream_body runs in the request's task, which it cancels on a disconnect")
     state = {"relaying": True, "gone": False}
 
     async def watch_disconnect() -> None:
@@ -151,7 +166,7 @@ async def stream_body(chunks: Any, receive: Any, send: Any, *, keepalive: Any = 
         await chunks.aclose()
 
 
-async def _with_keepalive(chunks: Any, keepalive: Any, every: float) -> AsyncIterator[bytes]:
+async def _with_keepalive(chunks: Chunks, keepalive: Callable[[], bytes], every: float) -> AsyncIterator[bytes]:
     iterator = chunks.__aiter__()
     pending: asyncio.Task[bytes] | None = None
     try:

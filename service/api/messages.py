@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from litestar import Request, Response, post
+from litestar import Response, post
 from litestar.response import Stream
 
-from service.api.common import authenticate_key, bearer_key, decode_json, runtime
+from service.api.common import ApiRequest, authenticate_key, bearer_key, decode_json, runtime
 from service.api.inbound import Prepared, serve_with_litestar
 from service.auth.principal import Principal
 from service.chat.validate import validate_chat_request
@@ -99,12 +99,12 @@ MESSAGES = MessagesEndpoint()
 
 
 @post("/v1/messages", status_code=200)
-async def create_message(request: Request) -> Response | Stream:
+async def create_message(request: ApiRequest) -> Response[bytes] | Stream:
     return await serve_with_litestar(request, MESSAGES)
 
 
 @post("/v1/messages/count_tokens", status_code=200)
-async def count_tokens(request: Request) -> Response:
+async def count_tokens(request: ApiRequest) -> Response[bytes]:
     """The gateway's own estimate of the prompt's tokens (no upstream is asked), calibrated to the
     model when one model is named."""
     rt = runtime(request)

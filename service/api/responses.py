@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 import structlog
-from litestar import Request, Response, delete, get, post
+from litestar import Response, delete, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from service.api.common import authenticate, bearer_key, json_response, runtime
+from service.api.common import ApiRequest, authenticate, bearer_key, json_response, runtime
 from service.api.inbound import Prepared, serve_with_litestar
 from service.auth.principal import Principal
 from service.chat.validate import validate_chat_request
@@ -108,7 +108,7 @@ RESPONSES = ResponsesEndpoint()
 
 
 @post("/v1/responses", status_code=200)
-async def create_response(request: Request) -> Response | Stream:
+async def create_response(request: ApiRequest) -> Response[bytes] | Stream:
     return await serve_with_litestar(request, RESPONSES)
 
 
@@ -149,7 +149,7 @@ def _not_found(response_id: str) -> GatewayError:
 
 
 @get("/v1/responses/{response_id:str}")
-async def get_response(request: Request, response_id: FromPath[str]) -> Response:
+async def get_response(request: ApiRequest, response_id: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     principal = await authenticate(request)
     if rt.pool is None:
@@ -165,7 +165,7 @@ async def get_response(request: Request, response_id: FromPath[str]) -> Response
 
 
 @delete("/v1/responses/{response_id:str}", status_code=200)
-async def remove_response(request: Request, response_id: FromPath[str]) -> Response:
+async def remove_response(request: ApiRequest, response_id: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
     principal = await authenticate(request)
     if rt.pool is None:

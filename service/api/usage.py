@@ -15,13 +15,14 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.response import Stream
 
 from service.api.admin_input import database
-from service.api.common import authenticate, json_response, runtime
+from service.api.common import ApiRequest, authenticate, json_response, runtime
 from service.auth.admin_token import admin_guard
 from service.auth.principal import Principal
+from service.db.pool import Db
 from service.errors import invalid
 from service.input_limits import check_storable, echo
 from service.metering import exports, focus, reports
@@ -58,7 +59,7 @@ def _attachment(name: str, fmt: str) -> dict[str, str]:
             "content-type": exports.FORMATS[fmt]}
 
 
-def checked_params(request: Request) -> dict[str, str]:
+def checked_params(request: ApiRequest) -> dict[str, str]:
     """The query parameters as text the rest of the gateway (and the database) can take, each
     bounded, `from` and `to` inside the supported range: checked before any response starts."""
     out: dict[str, str] = {}
@@ -99,7 +100,7 @@ def _tenant_params(q: Mapping[str, str]) -> dict[str, str]:
     return filter_refs(q, TENANT_FILTER_KEYS)
 
 
-async def _tenant_query(request: Request, principal: Principal, q: Mapping[str, str]) -> UsageQuery:
+async def _tenant_query(request: ApiRequest, principal: Principal, q: Mapping[str, str]) -> UsageQuery:
     refs = _tenant_params(q)
     first, last = reports.day_range(q.get("from"), q.get("to"), today=datetime.now(UTC).date())
     group_by = parse_group_by(q.get("group_by"), allowed=TENANT_GROUP_KEYS, default=TENANT_DEFAULT_GROUPS)
@@ -109,14 +110,14 @@ async def _tenant_query(request: Request, principal: Principal, q: Mapping[str, 
 
 
 @get("/v1/usage")
-async def tenant_usage(request: Request) -> Response:
+async def tenant_usage(request: ApiRequest) -> Response[bytes]:
     principal = await authenticate(request)
     query = await _tenant_query(request, principal, checked_params(request))
     return json_response(await reports.tenant_usage(database(request), query))
 
 
 @get("/v1/usage/export")
-async def tenant_usage_export(request: Request) -> Stream:
+async def tenant_usage_export(request: ApiRequest) -> Stream:
     """Ledger rows by default; with `group_by`, the grouped usage over a range of days."""
     principal = await authenticate(request)
     q = checked_params(request)
@@ -141,7 +142,7 @@ async def tenant_usage_export(request: Request) -> Stream:
     return Stream(stream, media_type=exports.FORMATS[fmt], headers=_attachment(name, fmt))
 
 
-async def admin_query(conn: object, q: Mapping[str, str | None],
+async def admin_query(conn: Db, q: Mapping[str, str | None],
                       first_last: tuple[date, date] | None = None) -> UsageQuery:
     """The operator's query from request parameters (or CLI options of the same names)."""
     refs = filter_refs(q)
@@ -156,14 +157,14 @@ async def admin_query(conn: object, q: Mapping[str, str | None],
 
 
 @get("/admin/usage", guards=[admin_guard])
-async def admin_usage(request: Request) -> Response:
+async def admin_usage(request: ApiRequest) -> Response[bytes]:
     pool = database(request)
     query = await admin_query(pool, checked_params(request))
     return json_response(await reports.usage_summary(pool, query))
 
 
 @get("/admin/billing/export", guards=[admin_guard])
-async def billing_export(request: Request) -> Stream:
+async def billing_export(request: ApiRequest) -> Stream:
     q = checked_params(request)
     month = _period(q)
     fmt = exports.parse_format(q.get("format"))
@@ -182,7 +183,7 @@ async def billing_export(request: Request) -> Stream:
     return Stream(chunks(), media_type=exports.FORMATS[fmt], headers=headers)
 
 
-def _focus_stream(request: Request, tenant_id: uuid.UUID | None) -> Stream:
+def _focus_stream(request: ApiRequest, tenant_id: uuid.UUID | None) -> Stream:
     """FOCUS rows for ?period=YYYY-MM&format=csv|parquet&granularity=day|hour, all tenants or one."""
     q = checked_params(request)
     month = _period(q)
@@ -205,14 +206,14 @@ def _focus_stream(request: Request, tenant_id: uuid.UUID | None) -> Stream:
 
 
 @get("/v1/usage/focus")
-async def tenant_usage_focus(request: Request) -> Stream:
+async def tenant_usage_focus(request: ApiRequest) -> Stream:
     """The caller's own billed usage as FOCUS 1.2; the tenant comes from the key, never the query."""
     principal = await authenticate(request)
     return _focus_stream(request, principal.tenant_id)
 
 
 @get("/admin/billing/focus", guards=[admin_guard])
-async def billing_focus(request: Request) -> Stream:
+async def billing_focus(request: ApiRequest) -> Stream:
     return _focus_stream(request, None)
 
 

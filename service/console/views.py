@@ -20,7 +20,7 @@ import asyncpg
 from service.alerts import outbox
 from service.alerts.rules import BUDGET_LIMIT_REACHED, BUDGET_THRESHOLD, DEFAULT_THRESHOLDS, SPEND_SPIKE
 from service.console import queries
-from service.db.pool import Db
+from service.db.pool import Db, returned
 from service.metering import budget_records
 from service.metering.reports import ZERO_MONEY, money, totals
 from service.metering.usage_query import COUNT_FIELDS, Filters, UsageQuery, grouped_sql, total_sql
@@ -88,7 +88,7 @@ async def spend(conn: Db, scope: Scope, by: str) -> dict[str, Any]:
     rows = await conn.fetch(sql, *args)
     if by in OVERLAPPING_DIMENSIONS:
         total_query, total_args = total_sql(query)
-        total = totals(await conn.fetchrow(total_query, *total_args))
+        total = totals(returned(await conn.fetchrow(total_query, *total_args)))  # an aggregate: one row
     else:
         # The groups partition the rows: their sum is the total, without a second scan.
         total = {f: sum((r[f] for r in rows), 0) for f in COUNT_FIELDS}
@@ -98,7 +98,7 @@ async def spend(conn: Db, scope: Scope, by: str) -> dict[str, Any]:
     for row in rows:
         key, label = _group(row, by, every_tenant)
         group = groups.setdefault(key, {"key": key, "label": label, "points": [ZERO] * len(index),
-                                        "billed_usd": ZERO, **{f: 0 for f in COUNT_FIELDS}})
+                                        "billed_usd": ZERO, **dict.fromkeys(COUNT_FIELDS, 0)})
         group["points"][index[row["day"]]] += row["billed_usd"]
         group["billed_usd"] += row["billed_usd"]
         for f in COUNT_FIELDS:

@@ -28,7 +28,8 @@ from service.gateway.context import RequestContext, utcnow
 from service.metering.events import UsageEvent
 from service.metering.pricing import CostOfRecord, PriceBook
 from service.routing.capacity import CapacityBoard, Slot
-from service.routing.planner import Candidate, capacity_group
+from service.routing.plan import Candidate
+from service.routing.planner import capacity_group
 from service.upstreams.base import Evidence, Usage
 
 log = structlog.get_logger("switchyard.attempt")

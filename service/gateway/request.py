@@ -29,7 +29,8 @@ from service.observability.metrics import Metrics, status_class
 from service.routing.estimate import completion_estimate, context_estimate
 from service.routing.needs import Needs, derive_needs
 from service.routing.no_route import no_route_error
-from service.routing.planner import Candidate, Plan, Planner, Policy
+from service.routing.plan import Candidate, Plan
+from service.routing.planner import Planner, Policy
 from service.settings import Settings
 from service.upstreams.base import Adapter, ChunkStream, Completion, Quoter
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.chat.params import upstream_fields
 from service.chat.reasoning import reasoning_fields, with_reasoning
-from service.routing.planner import Candidate
+from service.routing.plan import Candidate
 
 _LIMIT_FIELDS = ("max_tokens", "max_completion_tokens")
 

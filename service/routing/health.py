@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.errors import ErrorKind
@@ -31,7 +32,7 @@ class RouteHealth:
     open_until: float = 0.0
     cooldown: float = 0.0
     probing: bool = False
-    outcomes: deque = field(default_factory=deque)  # (time, ok)
+    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, ok)
     failed: int = 0  # failures among `outcomes`, kept as they come and go (read on every plan)
     latency_ema: float | None = None
     ttft_ema: float | None = None
@@ -65,11 +66,12 @@ def _tokens_per_second(latency: float | None, ttft: float | None, output_tokens:
 
 
 class HealthBoard:
-    def __init__(self, config: BreakerConfig | None = None, clock=time.monotonic) -> None:
+    def __init__(self, config: BreakerConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config or BreakerConfig()
         self._routes: dict[str, RouteHealth] = {}
         self._clock = clock
-        self.on_change = None  # callable(route_name, state): metrics hook
+        # (route name, new state): the metrics hook, told of every change of state.
+        self.on_change: Callable[[str, int], None] | None = None
 
     def _get(self, route: str) -> RouteHealth:
         health = self._routes.get(route)
@@ -196,9 +198,3 @@ class HealthBoard:
         if not health or not health.failed:
             return 0.0
         return health.failed / len(health.outcomes)
-
-    def snapshot(self) -> dict[str, dict]:
-        return {
-            name: {"state": ("closed", "half_open", "open")[self.state(name)], "failure_rate": self.failure_rate(name)}
-            for name in list(self._routes)
-        }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.catalog.model import Catalog
 from service.errors import GatewayError
-from service.routing.planner import Plan
+from service.routing.plan import Plan
 
 _FEATURE_CODES = {
     "unsupported_tools": ("tools", "tools"),
@@ -90,7 +90,8 @@ def no_route_error(plan: Plan, catalog: Catalog) -> GatewayError:
     if codes & transient:
         return GatewayError(
             503,
-            "Every route for this request is temporarily unavailable (open circuits or capacity limits); retry shortly.",
+            "Every route for this request is temporarily unavailable (open circuits or capacity limits); "
+            "retry shortly.",
             type="server_error",
             code="no_route_available",
             headers={"retry-after": "5"},

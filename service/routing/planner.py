@@ -1,23 +1,23 @@
-"""The plan: every candidate route for a request, filtered with a reason, ranked by expected cost.
-
-Ranking uses floats (it only orders routes); every figure reported or reserved is exact Decimal.
+"""The planner: every candidate route for a request, filtered with a reason, ranked by expected
+cost (or by the client's `sort`). What a plan holds is in service.routing.plan.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Hashable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from service.catalog.model import Catalog, Model, Pricing, Route
+from service.catalog.model import Catalog, Model, Route
+from service.chat.validate_provider import ProviderPrefs
 from service.errors import GatewayError
 from service.routing.allocation import FlatFeeAllocator
 from service.routing.capacity import CapacityBoard
 from service.routing.estimate import Calibration, context_estimate, context_low_estimate, cost_estimate
 from service.routing.health import HealthBoard
 from service.routing.needs import GATEWAY_PARAMS, MARKETPLACE_PARAMS, Needs
+from service.routing.plan import Candidate, Exclusion, Plan, RankKey, float_cost
 from service.routing.quotes import QuoteAccuracy
 
 VIRTUAL_AUTO = "auto"
@@ -29,139 +29,9 @@ class Policy:
 
     allowed_models: frozenset[str] | None = None
     denied_front_ends: frozenset[str] = frozenset()
-    tenant: Any = None  # whose answer lengths to expect, when known
-
-
-class Candidate:
-    """A route that can serve the request. Ranking reads `expected_f`, a float; the exact Decimal
-    costs (`low`, `expected`, `high`) are computed on first use, since only the routes actually
-    tried, reserved against or shown in a quote ever need them."""
-
-    __slots__ = ("route", "model", "prompt_tokens", "expected_output", "cost_basis", "rank_key", "expected_f",
-                 "context_uncertain", "held_back", "worst_output", "quote", "_pricing", "_prompt_high",
-                 "_prompt_bound", "_exact", "_bound")
-
-    def __init__(self, route: Route, model: Model, prompt_tokens: int, expected_output: int, cost_basis: str,
-                 expected_f: float, *, pricing: Pricing | None = None, prompt_high: int = 0, worst_out: int = 0,
-                 prompt_bound: int = 0, exact: tuple[Decimal, Decimal, Decimal] | None = None,
-                 quote: Decimal | None = None) -> None:
-        self.route = route
-        self.model = model
-        self.prompt_tokens = prompt_tokens  # the cost estimate's prompt tokens (calibrated)
-        self.expected_output = expected_output
-        self.cost_basis = cost_basis  # per_token | flat | quoted | estimated_quote
-        self.expected_f = expected_f
-        self.rank_key: tuple = ()
-        # The output bound the gateway sends upstream when the client set none: what `high` and
-        # `bound` assume, so that nothing can generate past them.
-        self.worst_output = worst_out
-        self.quote = quote  # Orthogonal's dry-run price for this call, when one was asked
-        # The prompt may or may not fit the model's context: only the upstream's count can tell,
-        # so the route comes after every route that surely fits.
-        self.context_uncertain = False
-        # A flat-fee route whose expected saving is below the pool's threshold: kept as a
-        # fallback, ranked after the request's other routes.
-        self.held_back = False
-        self._pricing = pricing
-        self._prompt_high = prompt_high
-        self._prompt_bound = max(prompt_bound, prompt_high)
-        self._exact = exact
-        self._bound: Decimal | None = None
-
-    def _costs(self) -> tuple[Decimal, Decimal, Decimal]:
-        if self._exact is None:
-            p = self._pricing
-            self._exact = (
-                p.token_cost(self.prompt_tokens, 1),
-                p.token_cost(self.prompt_tokens, self.expected_output),
-                p.token_cost(self._prompt_high, self.worst_output),
-            )
-        return self._exact
-
-    @property
-    def low(self) -> Decimal:
-        return self._costs()[0]
-
-    @property
-    def expected(self) -> Decimal:
-        return self._costs()[1]
-
-    @property
-    def high(self) -> Decimal:
-        return self._costs()[2]
-
-    @property
-    def bound(self) -> Decimal:
-        """The most this call can cost the operator, for hard budgets: the prompt at one token
-        per byte of what is sent (no tokenizer yields a token shorter than a byte), the output at
-        the bound sent upstream; a quoted route at twice its quote or token estimate, since its
-        price is the marketplace's to set (a charge above it is counted and reported as a shortfall)."""
-        if self._bound is None:
-            if self.cost_basis == "flat":
-                self._bound = self.high
-            elif self.cost_basis in ("quoted", "estimated_quote"):
-                by_tokens = self._pricing.token_cost(self._prompt_bound, self.worst_output) if self._pricing else None
-                self._bound = 2 * max(self.high, by_tokens or Decimal(0))
-            else:
-                assert self._pricing is not None
-                self._bound = self._pricing.token_cost(self._prompt_bound, self.worst_output) or self.high
-        return self._bound
-
-    def high_f(self) -> float:
-        if self._exact is not None:
-            return float(self._exact[2])
-        return _float_cost(self._pricing, self._prompt_high, self.worst_output)
-
-    def as_json(self, billed: Callable[[Decimal], Decimal] = lambda amount: amount) -> dict[str, Any]:
-        """`billed` turns a provider cost into what the caller would be billed for it."""
-        return {
-            "route": self.route.name,
-            "model": self.route.model,
-            "front_end": self.route.front_end,
-            "cost_usd": {"low": str(billed(self.low)), "expected": str(billed(self.expected)),
-                         "high": str(billed(self.high)), "reserved": str(billed(self.bound))},
-            "cost_basis": self.cost_basis,
-            "estimated_prompt_tokens": self.prompt_tokens,
-            "expected_output_tokens": self.expected_output,
-        }
-
-
-def _float_cost(p: Pricing, prompt: int, completion: int) -> float:
-    """The same arithmetic as Pricing.token_cost in floats, for ranking only."""
-    per_in, per_out, fee = p.float_terms
-    return prompt * per_in + completion * per_out + fee
-
-
-@dataclass(slots=True)
-class Exclusion:
-    route: str
-    reason: str
-    code: str
-    # For context_length_exceeded: the fewest prompt tokens the request may count, and the output asked for.
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
-
-    def as_json(self) -> dict[str, str]:
-        return {"route": self.route, "reason": self.reason, "code": self.code}
-
-
-@dataclass(slots=True)
-class Plan:
-    requested_model: str
-    candidates: list[Candidate] = field(default_factory=list)
-    excluded: list[Exclusion] = field(default_factory=list)
-
-    def worst_case(self, attempts: int) -> Decimal:
-        """What the first `attempts` routes could cost together at most: every attempt can be
-        charged (a marketplace may bill a failed call, a cut stream bills its tokens)."""
-        return sum((c.bound for c in self.candidates[:attempts]), Decimal(0))
-
-    def as_json(self, billed: Callable[[Decimal], Decimal] = lambda amount: amount) -> dict[str, Any]:
-        return {
-            "model": self.requested_model,
-            "routes": [c.as_json(billed) for c in self.candidates],
-            "excluded": [e.as_json() for e in self.excluded],
-        }
+    # Whose answer lengths to expect, when known: the key Calibration groups a tenant's answers by
+    # (the tenant id in the gateway).
+    tenant: Hashable | None = None
 
 
 class Planner:
@@ -222,7 +92,7 @@ class Planner:
             models = allowed
         return models
 
-    def plan(self, requested: str, needs: Needs, prefs: Any, policy: Policy, *,
+    def plan(self, requested: str, needs: Needs, prefs: ProviderPrefs | None, policy: Policy, *,
              fallbacks: tuple[str, ...] | None = None, quotes: dict[str, Decimal] | None = None,
              count_demand: bool | None = None) -> Plan:
         """`count_demand`: whether this plan counts as the request's demand for flat-fee capacity.
@@ -233,7 +103,7 @@ class Planner:
         models = self.models_for(requested, fallbacks, policy)
         requested = self.catalog.resolve(requested)
         model_order = {m: i for i, m in enumerate(models)}
-        ordered_models = requested not in (VIRTUAL_AUTO,) and requested not in self.catalog.pools
+        ordered_models = requested != VIRTUAL_AUTO and requested not in self.catalog.pools
         only = set(prefs.only) if prefs and prefs.only else None
         ignore = set(prefs.ignore) if prefs and prefs.ignore else set()
         order = list(prefs.order) if prefs and prefs.order else []
@@ -248,14 +118,16 @@ class Planner:
             ratio = self.calibration.prompt_ratio(model_id)
             prompt_ctx = context_estimate(needs.base_prompt_tokens, ratio)
             prompt_low = context_low_estimate(needs.base_prompt_tokens, ratio)
-            prompt_cost = cost_estimate(needs.base_prompt_tokens, self.calibration.prompt_ratio(model_id, policy.tenant))
+            tenant_ratio = self.calibration.prompt_ratio(model_id, policy.tenant)
+            prompt_cost = cost_estimate(needs.base_prompt_tokens, tenant_ratio)
             model_reason = _model_unfit(model, needs, prompt_low)
             uncertain = prompt_ctx + (needs.max_output or 1) > model.context_length
             expected_out = self.calibration.expected_output(model_id, needs.worst_output, policy.tenant)
             for route in self.catalog.routes_for(model_id):
                 name = route.name
                 if model_reason is not None:
-                    sizes = (prompt_low, needs.max_output or 0) if model_reason[0] == "context_length_exceeded" else (None, None)
+                    too_long = model_reason[0] == "context_length_exceeded"
+                    sizes = (prompt_low, needs.max_output or 0) if too_long else (None, None)
                     plan.excluded.append(Exclusion(name, model_reason[1], model_reason[0], *sizes))
                     continue
                 reason = self._route_unfit(route, needs, only, ignore, policy, require_params)
@@ -294,7 +166,7 @@ class Planner:
             plan.candidates = keep
         return plan
 
-    def _route_unfit(self, route: Route, needs: Needs, only, ignore, policy: Policy,
+    def _route_unfit(self, route: Route, needs: Needs, only: set[str] | None, ignore: set[str], policy: Policy,
                      require_params: bool) -> tuple[str, str] | None:
         fe = route.front_end
         if fe not in self.enabled:
@@ -332,9 +204,8 @@ class Planner:
             quote = quotes.get(route.name) if quotes else None
             if quote is not None:
                 # A quote prices the call as sent; the worst case still bounds longer outputs.
-                high = quote
-                if route.estimate is not None:
-                    high = max(quote, route.estimate.token_cost(prompt_high, worst_out))
+                by_tokens = route.estimate.token_cost(prompt_high, worst_out) if route.estimate else None
+                high = quote if by_tokens is None else max(quote, by_tokens)
                 return Candidate(route, model, prompt, expected_out, "quoted",
                                  self._quote_rank(route, quote, prompt, expected_out), exact=(quote, quote, high),
                                  pricing=route.estimate, prompt_high=prompt_high, worst_out=worst_out,
@@ -344,7 +215,7 @@ class Planner:
             basis, p = "estimated_quote", route.estimate
         else:
             return None
-        return Candidate(route, model, prompt, expected_out, basis, _float_cost(p, prompt, expected_out),
+        return Candidate(route, model, prompt, expected_out, basis, float_cost(p, prompt, expected_out),
                          pricing=p, prompt_high=prompt_high, worst_out=worst_out,
                          prompt_bound=needs.prompt_bound_tokens)
 
@@ -357,7 +228,7 @@ class Planner:
         view = self.quote_accuracy.view(route.name, quote)
         if route.estimate is None:
             return view.corrected
-        estimate = _float_cost(route.estimate, prompt, expected_out)
+        estimate = float_cost(route.estimate, prompt, expected_out)
         return view.trust * view.corrected + (1.0 - view.trust) * estimate
 
     def _allocate(self, candidates: list[Candidate], full: list[Candidate], unpriced: list[tuple[int, ...]],
@@ -397,7 +268,7 @@ class Planner:
                 continue
             for c in flat:
                 c.held_back = True
-                c.rank_key = c.rank_key[:3] + (1,) + c.rank_key[4:]
+                c.rank_key = (*c.rank_key[:3], 1, *c.rank_key[4:])
 
     def _tier(self, route: Route, uncertain: bool, order: list[str], model_order: dict[str, int],
               ordered_models: bool) -> tuple[int, ...]:
@@ -407,21 +278,21 @@ class Planner:
         return (int(uncertain), fe_rank, model_rank)
 
     def _rank_key(self, c: Candidate, sort: str, order: list[str], model_order: dict[str, int],
-                  ordered_models: bool) -> tuple:
+                  ordered_models: bool) -> RankKey:
         """(context uncertain, client's front-end order, client's model order, held back, then by `sort`)."""
         name = c.route.name
-        head = self._tier(c.route, c.context_uncertain, order, model_order, ordered_models) + (0,)
+        head = (*self._tier(c.route, c.context_uncertain, order, model_order, ordered_models), 0)
         if sort == "latency":
             # Measured time to first token, lowest first; routes not yet measured after them.
             ttft = self.health.ttft(name)
-            return head + (ttft is None, ttft or 0.0, c.expected_f)
+            return (*head, ttft is None, ttft or 0.0, c.expected_f)
         if sort == "throughput":
             # Measured output tokens a second, highest first; routes not yet measured after them.
             pace = self.health.tokens_per_second(name)
-            return head + (pace is None, -(pace or 0.0), c.expected_f)
+            return (*head, pace is None, -(pace or 0.0), c.expected_f)
         failure = self.health.failure_rate(name)
         latency = self.health.latency(name) or 0.0
-        return head + (c.expected_f, failure, latency)
+        return (*head, c.expected_f, failure, latency)
 
 
 def capacity_group(route: Route) -> str:
@@ -453,7 +324,7 @@ def _model_unfit(model: Model, needs: Needs, prompt_low: int) -> tuple[str, str]
     if prompt_low + requested_out > model.context_length:
         return (
             "context_length_exceeded",
-            f"at least about {prompt_low} prompt tokens + {requested_out} output exceed {model.id}'s context of "
-            f"{model.context_length}",
+            (f"at least about {prompt_low} prompt tokens + {requested_out} output exceed {model.id}'s context of "
+             f"{model.context_length}"),
         )
     return None

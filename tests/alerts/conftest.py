@@ -28,7 +28,7 @@ def alerts_db(postgres):
     postgres.drop_database(url)
 
 
-@pytest.fixture()
+@pytest.fixture
 async def pool(alerts_db):
     p = await asyncpg.create_pool(alerts_db, min_size=1, max_size=4)
     yield p
@@ -105,7 +105,7 @@ class Receiver:
         return [r for r in self.received if r.status == 204 and (path is None or r.path == path)]
 
 
-@pytest.fixture()
+@pytest.fixture
 async def receiver():
     r = await Receiver().start()
     yield r

@@ -49,10 +49,14 @@ async def test_default_thresholds_fire_once_each_with_the_spend_that_crossed_the
 async def test_an_event_exists_only_if_its_spend_committed(pool, alerts_db):
     async with pool.acquire() as conn:
         b = await make_budget(conn, alerts_db, "1")
-        with pytest.raises(RuntimeError):
+
+        async def spend_then_fail() -> None:
             async with conn.transaction():
                 await settle(conn, b.scope, "0.9")
                 raise RuntimeError("the spend's transaction fails")
+
+        with pytest.raises(RuntimeError, match="the spend's transaction fails"):
+            await spend_then_fail()
         assert await events_of(conn, b.tenant_id) == []
         assert await conn.fetchval("SELECT used FROM quota_counters WHERE scope = $1", b.scope) is None
         await settle(conn, b.scope, "0.9")
@@ -163,9 +167,7 @@ async def _property(alerts_db: str, limit: Decimal, spends: list[Decimal], perce
     try:
         b = await make_budget(conn, alerts_db, str(limit))
         await webhooks.set_thresholds(conn, b.budget_id, percents)
-        totals = []
-        for spend in spends:
-            totals.append(await settle(conn, b.scope, str(spend)))
+        totals = [await settle(conn, b.scope, str(spend)) for spend in spends]  # in order, one at a time
         events = await events_of(conn, b.tenant_id)
     finally:
         await conn.close()

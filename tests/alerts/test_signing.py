@@ -33,7 +33,8 @@ def test_what_is_signed_verifies_here_and_with_the_readme_snippet(secret, body):
     assert readme_verify()(secret, header, body)
 
 
-@given(secret=secrets_, body=st.binary(min_size=1, max_size=512), index=st.integers(min_value=0), flip=st.integers(1, 255))
+@given(secret=secrets_, body=st.binary(min_size=1, max_size=512), index=st.integers(min_value=0),
+       flip=st.integers(1, 255))
 def test_a_changed_body_fails(secret, body, index, flip):
     header = sign(secret, body)
     i = index % len(body)

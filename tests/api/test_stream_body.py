@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from service.api.inbound_asgi import stream_body
 
@@ -80,10 +81,8 @@ async def test_a_cancellation_from_outside_is_not_swallowed():
     inner = asyncio.get_running_loop().create_task(stream_body(relay(), receiver(None), send))
     await asyncio.sleep(0.1)
     inner.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await inner
-    except asyncio.CancelledError:
-        pass
     assert inner.cancelled()
     assert relay.ended == "cancelled"
 

@@ -3,6 +3,7 @@ Playwright (never a browser Playwright downloads)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -38,34 +39,38 @@ def sign_in(base_url: str, body: dict[str, str], **headers: str) -> httpx.Client
                         headers={CSRF_HEADER: response.json()["csrf_token"]})
 
 
-@pytest.fixture()
+@pytest.fixture
 def tenant_a(gateway: Any, seeded: Seed) -> Any:
     client = sign_in(gateway.url, {"api_key": seeded.a.keys[0].key})
     yield client
     client.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def operator(gateway: Any, seeded: Seed) -> Any:
     client = sign_in(gateway.url, {"admin_token": ADMIN_TOKEN})
     yield client
     client.close()
 
 
+def _check_chromium() -> None:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test-deps.sh (Debian's chromium package)")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+
 @pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/test-deps.sh (Debian's chromium package)")
-    ARTIFACTS.mkdir(exist_ok=True)
+    await asyncio.to_thread(_check_chromium)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield browser
         await browser.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 async def page(chromium: Any) -> AsyncIterator[Any]:
     context = await chromium.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()

@@ -64,7 +64,8 @@ async def _rows(page: Any, table: str) -> dict[str, list[str]]:
 
 async def _check_spend(page: Any, data: dict[str, Any]) -> None:
     await _money(page.locator("#spend-cards [data-total=billed_usd]"), data["total"]["billed_usd"])
-    assert await page.get_attribute("#spend-cards [data-total=requests]", "data-count") == str(data["total"]["requests"])
+    requests = await page.get_attribute("#spend-cards [data-total=requests]", "data-count")
+    assert requests == str(data["total"]["requests"])
     rows = await _rows(page, "spend-table")
     fields = ("billed_usd", "requests", "attempts", "prompt_tokens", "cached_tokens", "completion_tokens",
               "reasoning_tokens")
@@ -78,7 +79,8 @@ async def _check_spend(page: Any, data: dict[str, Any]) -> None:
 async def _check_savings(page: Any, data: dict[str, Any]) -> None:
     for name in ("billed_usd", "direct_billed_usd", "savings_usd"):
         await _money(page.locator(f"#savings-cards [data-total={name}]"), data["total"][name])
-    assert (await page.inner_text("#savings-cards [data-total=savings_percent]")) == data["total"]["savings_percent"] + "%"
+    savings = await page.inner_text("#savings-cards [data-total=savings_percent]")
+    assert savings == data["total"]["savings_percent"] + "%"
     fields = ("requests", "billed_usd", "direct_billed_usd", "savings_usd", "savings_percent")
     rows = await _rows(page, "savings-models")
     assert rows == {r["model"]: [r["model"], *(str(r[f]) for f in fields[:4]), f"{r['savings_percent']}%"]
@@ -275,7 +277,7 @@ async def _elsewhere(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"<p>elsewhere</p>"})
 
 
-@pytest.fixture()
+@pytest.fixture
 def elsewhere() -> Any:
     from service.simulator.runner import ServerThread
 

@@ -81,7 +81,8 @@ def test_budgets_show_their_spend_thresholds_and_alerts(tenant_a: httpx.Client, 
     assert sorted(a["threshold_percent"] for a in day["alerts"]) == ["25", "75"]
     assert all(a["type"] == "budget.threshold" and a["spent_usd"] == "4.5" for a in day["alerts"])
     rolling = budgets[str(seeded.a.budgets["key-rolling"])]
-    assert (rolling["window_hours"], rolling["hard"], rolling["alerts"], rolling["used_percent"]) == (24, False, [], "12.5")
+    shown = (rolling["window_hours"], rolling["hard"], rolling["alerts"], rolling["used_percent"])
+    assert shown == (24, False, [], "12.5")
     # What a tenant sees of an alert names no webhook (the operator's is among the deliveries).
     assert "url" not in json.dumps(view) and "deliveries" not in json.dumps(view)
 

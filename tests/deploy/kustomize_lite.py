@@ -135,8 +135,8 @@ def _generate_config_map(directory: Path, spec: Manifest, resmap: _ResMap) -> No
         raise KustomizeError(f"configMapGenerator {spec.get('name')}: unsupported {sorted(unknown)}")
     data: dict[str, str] = {}
     for env_file in spec.get("envs", []):
-        for line in (directory / env_file).read_text().splitlines():
-            line = line.strip()
+        for raw in (directory / env_file).read_text().splitlines():
+            line = raw.strip()
             if line and not line.startswith("#"):
                 _put_pair(data, line)
     for literal in spec.get("literals", []):

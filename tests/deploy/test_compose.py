@@ -103,7 +103,7 @@ def test_structure(compose: dict) -> None:
             assert (context / service["build"]["dockerfile"]).is_file()
         depends_on = service.get("depends_on") or {}
         if isinstance(depends_on, list):
-            depends_on = dict.fromkeys(depends_on, {"condition": "service_started"})
+            depends_on = {target: {"condition": "service_started"} for target in depends_on}
         for target, condition in depends_on.items():
             assert target in services, f"{name} depends on unknown service {target}"
             if isinstance(condition, dict):
@@ -225,7 +225,7 @@ def test_env_example_lists_every_required_variable() -> None:
     required = {m.group("name") for m in _VAR.finditer(COMPOSE.read_text()) if m.group("op") in (":?", "?")}
     assert required
     for name in required:
-        assert re.search(rf"^{name}=", example, re.M), f"{name} missing from .env.example"
+        assert re.search(rf"^{name}=", example, re.MULTILINE), f"{name} missing from .env.example"
 
 
 def test_grafana_mounts_provisioning_and_dashboards(compose: dict) -> None:
@@ -268,5 +268,6 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict)
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(compose)]
     assert errors == []
     # The schema does bite: a misspelt service key is refused.
-    broken = {**compose, "services": {**compose["services"], "gateway": {**compose["services"]["gateway"], "helthcheck": {}}}}
+    misspelt = {**compose["services"]["gateway"], "helthcheck": {}}
+    broken = {**compose, "services": {**compose["services"], "gateway": misspelt}}
     assert any(True for _ in validator.iter_errors(broken))

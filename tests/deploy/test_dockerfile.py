@@ -159,7 +159,7 @@ def test_every_copied_path_exists_and_is_in_the_build_context(dockerfile: list[I
         if instruction.keyword != "COPY" or instruction.args.startswith("--from="):
             continue
         *sources, _destination = instruction.args.split()
-        for source in sources:
-            source = source.rstrip("/")
+        for listed in sources:
+            source = listed.rstrip("/")
             assert (ROOT / source).exists(), f"COPY source {source} does not exist in the repository"
             assert _dockerignore_allows(source, patterns), f"{source} is excluded by .dockerignore"

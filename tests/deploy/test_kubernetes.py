@@ -195,7 +195,7 @@ def test_env_from_config_map_and_secrets(example: Manifests) -> None:
     env = {e["name"]: e for e in container["env"]}
     assert set(env) == SECRET_ENV
     secret = example[("Secret", "switchyard-secrets")]
-    for name, entry in env.items():
+    for entry in env.values():
         ref = entry["valueFrom"]["secretKeyRef"]
         assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
     assert not SECRET_ENV & set(config["data"]), "a secret is in the ConfigMap"

@@ -18,12 +18,12 @@ TOOLS = [{"name": "get_weather", "description": "The weather in a city",
 PINNED = {"provider": {"only": ["baseten"]}}
 
 
-@pytest.fixture()
+@pytest.fixture
 async def tenant(database_url):
     return await acreate_tenant_with_key(database_url, markup="0.2")
 
 
-@pytest.fixture()
+@pytest.fixture
 def sdk(gateway, tenant):
     client = anthropic.Anthropic(base_url=gateway.url, api_key=tenant.key, max_retries=0, timeout=30)
     yield client
@@ -129,10 +129,14 @@ def test_errors_map_to_the_sdks_exception_classes(gateway, sdk, tenant, database
     asyncio.run(fetch(database_url, "INSERT INTO budgets (id, tenant_id, period, limit_usd, hard) "
                       "VALUES ($1, $2, 'day', 0, true)", uuid.uuid4(), tenant.tenant_id))
     asyncio.run(fetch(database_url, "SELECT pg_notify('switchyard_auth', $1)", f"tenant:{tenant.tenant_id}"))
-    with pytest.raises(anthropic.APIStatusError) as spent:
+
+    def ask_until_refused() -> None:
         for _ in range(20):  # until the notification has evicted the cached key
             sdk.messages.create(model="claude-sonnet-4-5", max_tokens=10,
                                 messages=[{"role": "user", "content": "x"}])
+
+    with pytest.raises(anthropic.APIStatusError) as spent:
+        ask_until_refused()
     assert spent.value.status_code == 402 and spent.value.response.headers["x-should-retry"] == "false"
 
 

@@ -43,7 +43,8 @@ def test_non_stream_answer_carries_cost_headers_and_ledger_row(client, gateway, 
     assert completion.choices[0].finish_reason == "stop"
     usage = completion.usage
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
-    expected = (Decimal(usage.prompt_tokens) * Decimal("0.10") + Decimal(usage.completion_tokens) * Decimal("0.50")) / 1_000_000
+    expected = (Decimal(usage.prompt_tokens) * Decimal("0.10")
+                + Decimal(usage.completion_tokens) * Decimal("0.50")) / 1_000_000
     assert Decimal(raw.headers["x-switchyard-cost-usd"]) == expected
     assert usage.model_extra["cost"] == pytest.approx(float(expected))
     assert raw.headers["x-switchyard-route"] == f"baseten:{MODEL}"
@@ -52,7 +53,8 @@ def test_non_stream_answer_carries_cost_headers_and_ledger_row(client, gateway, 
     request_id = raw.headers["x-request-id"]
     import asyncio
 
-    rows = asyncio.run(wait_for_rows(gateway.database_url, "SELECT * FROM usage_events WHERE request_id = $1", 1, request_id))
+    rows = asyncio.run(wait_for_rows(gateway.database_url, "SELECT * FROM usage_events WHERE request_id = $1", 1,
+                                     request_id))
     assert len(rows) == 1
     row = rows[0]
     assert row["status"] == "ok" and row["stream"] is False
@@ -93,7 +95,8 @@ def test_reasoning_content_is_relayed(client):
     assert completion.choices[0].message.model_extra.get("reasoning_content")
     stream = client.chat.completions.create(model="deepseek-ai/DeepSeek-V4-Pro", messages=HELLO, stream=True,
                                             extra_body=_route_pinned())
-    reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in stream if c.choices)
+    reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                        for c in stream if c.choices)
     assert reasoning
 
 
@@ -175,8 +178,9 @@ def test_upstream_timeout_is_a_504(client, standins):
 
 
 def test_errors_on_the_gateway_itself(gateway, client):
+    wrong = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-sy-wrongwrongwrongwrongwrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-sy-wrongwrongwrongwrongwrong", max_retries=0).models.list()
+        wrong.models.list()
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=gateway.url + "/v1", api_key="nope", max_retries=0).models.list()
     with pytest.raises(openai.NotFoundError) as info:

@@ -11,7 +11,15 @@ import pytest
 
 from service.chat.sse import SSEParser
 from service.simulator.runner import ServerThread
-from tests.cassettes import BAD_KEY, DEEPSEEK_STREAM, GLM_SCHEMA, GPT_OSS_TOOLS, interaction, recorded_chunks, response_body
+from tests.cassettes import (
+    BAD_KEY,
+    DEEPSEEK_STREAM,
+    GLM_SCHEMA,
+    GPT_OSS_TOOLS,
+    interaction,
+    recorded_chunks,
+    response_body,
+)
 from tests.conftest import LiveGateway
 from tests.support import create_tenant_with_key, wait_for_rows
 

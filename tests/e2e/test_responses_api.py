@@ -17,12 +17,12 @@ ROWS = "SELECT * FROM usage_events WHERE request_id = $1 ORDER BY attempt"
 MODEL = "openai/gpt-oss-120b"
 
 
-@pytest.fixture()
+@pytest.fixture
 async def tenant(database_url):
     return await acreate_tenant_with_key(database_url, markup="0.1")
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(gateway, tenant):
     c = openai.OpenAI(base_url=gateway.url + "/v1", api_key=tenant.key, max_retries=0, timeout=30)
     yield c

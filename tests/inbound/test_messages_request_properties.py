@@ -53,7 +53,7 @@ def conversations(draw: st.DrawFn) -> dict[str, Any]:
             )
         messages.append({"role": "assistant", "content": reply or "ok"})
     final = [{"type": "tool_result", "tool_use_id": call_id} for call_id in pending]
-    messages.append({"role": "user", "content": final + [{"type": "text", "text": "go on"}]})
+    messages.append({"role": "user", "content": [*final, {"type": "text", "text": "go on"}]})
     tools = [{"name": name, "input_schema": {"type": "object"}} for name in NAMES]
     return body(messages=messages, tools=tools, system=draw(words))
 

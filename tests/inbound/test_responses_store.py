@@ -19,14 +19,14 @@ from tests.support import acreate_tenant_with_key
 DAY = timedelta(days=1)
 
 
-@pytest.fixture()
+@pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database_url)
     yield connection
     await connection.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 async def tenants(database_url: str) -> tuple[uuid.UUID, uuid.UUID]:
     first = await acreate_tenant_with_key(database_url)
     second = await acreate_tenant_with_key(database_url)
@@ -148,7 +148,7 @@ async def test_ids_are_unique_and_retention_positive(
         await save_response(
             conn, tenant_id=other, response=response, conversation=conversation, retention=DAY
         )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retention must be positive"):
         await save_response(
             conn,
             tenant_id=owner,

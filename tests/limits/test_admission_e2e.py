@@ -18,7 +18,8 @@ PINNED = {"provider": {"only": ["baseten"]}}
 
 
 async def add_budget(database_url: str, tenant_id, limit: str, *, hard: bool = True, period: str = "month") -> None:
-    await fetch(database_url, "INSERT INTO budgets (id, tenant_id, period, limit_usd, hard) VALUES ($1, $2, $3, $4, $5)",
+    await fetch(database_url,
+                "INSERT INTO budgets (id, tenant_id, period, limit_usd, hard) VALUES ($1, $2, $3, $4, $5)",
                 uuid.uuid4(), tenant_id, period, Decimal(limit), hard)
 
 

@@ -14,7 +14,7 @@ from service.metering.quota import QuotaLeaser
 from tests.support import fetch
 
 
-@pytest.fixture()
+@pytest.fixture
 async def pools(database_url):
     made = [await asyncpg.create_pool(database_url, min_size=1, max_size=4) for _ in range(2)]
     yield made

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from service.errors import ErrorKind, UpstreamError
+from service.simulator.runner import ServerThread
 from service.upstreams.mcp_client import McpClient, McpHttpError, McpProtocolError, McpRpcError
 from service.upstreams.xpay import XpayAdapter
-from service.simulator.runner import ServerThread
 from tests.marketplaces.helpers import chat, route
 
 
@@ -39,13 +39,15 @@ class OddServer:
         self.seen.append({"message": request, "headers": headers})
         status, extra, payload = self.script(request, headers)
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [(k.encode(), v.encode()) for k, v in extra.items()]})
+        raw_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": raw})
 
 
 def initialize_answer(request, session="s-1", version="2025-06-18"):
     result = {"protocolVersion": version, "capabilities": {}, "serverInfo": {"name": "odd", "version": "1"}}
-    return 200, {"content-type": "application/json", "mcp-session-id": session}, {"jsonrpc": "2.0", "id": request["id"], "result": result}
+    headers = {"content-type": "application/json", "mcp-session-id": session}
+    return 200, headers, {"jsonrpc": "2.0", "id": request["id"], "result": result}
 
 
 def tool_answer(request, text):
@@ -110,7 +112,8 @@ async def test_missing_session_400_reinitializes_once(odd):
         if "id" not in request:
             return 202, {}, b""
         if headers.get("mcp-session-id") == "s-1":
-            error = {"jsonrpc": "2.0", "id": "server-error", "error": {"code": -32600, "message": "Bad Request: Missing session ID"}}
+            error = {"jsonrpc": "2.0", "id": "server-error",
+                     "error": {"code": -32600, "message": "Bad Request: Missing session ID"}}
             return 400, {"content-type": "application/json"}, error
         return 200, {"content-type": "application/json"}, tool_answer(request, "ok")
 
@@ -139,9 +142,11 @@ async def test_session_lost_twice_is_a_protocol_error(odd):
     ("answer", "error"),
     [
         ((200, {"content-type": "application/json"}, b"<html>not json</html>"), McpProtocolError),
-        ((200, {"content-type": "text/event-stream"}, b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"), McpProtocolError),
+        ((200, {"content-type": "text/event-stream"},
+          b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"), McpProtocolError),
         ((200, {"content-type": "application/json"}, {"jsonrpc": "2.0", "id": 999, "result": {}}), McpProtocolError),
-        ((200, {"content-type": "application/json"}, {"jsonrpc": "2.0", "id": 2, "error": {"code": -32602, "message": "bad"}}), McpRpcError),
+        ((200, {"content-type": "application/json"},
+          {"jsonrpc": "2.0", "id": 2, "error": {"code": -32602, "message": "bad"}}), McpRpcError),
         ((503, {"content-type": "text/html"}, b"<html>down</html>"), McpHttpError),
     ],
 )

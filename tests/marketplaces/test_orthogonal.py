@@ -10,14 +10,14 @@ import httpx
 import pytest
 
 from service.errors import ErrorKind, UpstreamError
+from service.metering.pricing import CentsUnit, CostSource, PriceBook
 from service.settings import Timeouts
 from service.simulator.engine import prompt_tokens_for
-from service.simulator.orthogonal import OrthogonalState, create_app, token_charge
 from service.simulator.marketplace import format_usd
-from service.metering.pricing import CentsUnit, CostSource, PriceBook
+from service.simulator.orthogonal import OrthogonalState, create_app, token_charge
+from service.simulator.runner import ServerThread
 from service.upstreams.base import Usage
 from service.upstreams.orthogonal import OrthogonalAdapter
-from service.simulator.runner import ServerThread
 from tests.marketplaces.helpers import JSON_SCHEMA_FORMAT, TOOLS, Running, chat, route
 
 KEY = "orth_live_h2tests"
@@ -62,7 +62,8 @@ def expected_charge(orth, body: dict) -> Decimal:
 
 async def test_complete_reads_envelope_price_and_body(http, orth):
     a = adapter(http, orth)
-    done = await a.complete(ROUTE, chat(stream=True, stream_options={"include_usage": True}, provider={"only": ["orthogonal"]}))
+    asked = chat(stream=True, stream_options={"include_usage": True}, provider={"only": ["orthogonal"]})
+    done = await a.complete(ROUTE, asked)
     assert done.body["choices"][0]["message"]["content"]
     cost = priced(done.evidence)
     assert cost.source == CostSource.ENVELOPE
@@ -136,7 +137,8 @@ async def test_insufficient_credits_auth_and_rate_limit(http, orth):
     assert caught.value.kind is ErrorKind.RATE_LIMITED and caught.value.upstream_status == 429
 
 
-@pytest.mark.parametrize(("passthrough", "shape"), [("passthrough", "string"), ("passthrough", "object"), ("200", "string"), ("200", "object")])
+@pytest.mark.parametrize(("passthrough", "shape"),
+                         [("passthrough", "string"), ("passthrough", "object"), ("200", "string"), ("200", "object")])
 async def test_upstream_errors_pass_through(http, orth, passthrough, shape):
     orth.configure(upstream_error_status=passthrough, upstream_error_shape=shape)
     a = adapter(http, orth)
@@ -155,9 +157,13 @@ async def test_upstream_errors_pass_through(http, orth, passthrough, shape):
     assert orth.control.get("/balance").json()["balance"] == "5.00"
 
 
-@pytest.mark.parametrize(("status", "kind"), [(400, ErrorKind.INVALID_REQUEST), (404, ErrorKind.UPSTREAM_SERVER), (500, ErrorKind.UPSTREAM_SERVER), (502, ErrorKind.UPSTREAM_SERVER)])
+@pytest.mark.parametrize(("status", "kind"), [
+    (400, ErrorKind.INVALID_REQUEST), (404, ErrorKind.UPSTREAM_SERVER), (500, ErrorKind.UPSTREAM_SERVER),
+    (502, ErrorKind.UPSTREAM_SERVER),
+])
 async def test_run_api_status_faults(http, orth, status, kind):
-    orth.control.post("/faults", json={"match": {"path": "/v1/run"}, "fault": f"status:{status}", "times": 1}).raise_for_status()
+    fault = {"match": {"path": "/v1/run"}, "fault": f"status:{status}", "times": 1}
+    orth.control.post("/faults", json=fault).raise_for_status()
     with pytest.raises(UpstreamError) as caught:
         await adapter(http, orth).complete(ROUTE, chat())
     assert caught.value.kind is kind and caught.value.upstream_status == status
@@ -194,7 +200,8 @@ async def test_dry_run_quotes_are_priced_and_cached(http, orth, style):
     body = chat("How much?", max_tokens=500)
     model = orth.state.models[body["model"]]
     prompt = prompt_tokens_for(body["messages"])
-    expected = (prompt * Decimal(model.pricing["prompt"]) + 500 * Decimal(model.pricing["completion"])) * Decimal("1.10")
+    listed = prompt * Decimal(model.pricing["prompt"]) + 500 * Decimal(model.pricing["completion"])
+    expected = listed * Decimal("1.10")
     book = PriceBook()
     quote = book.quote_price(await a.quote(ROUTE, body))
     assert quote == Decimal(format_usd(expected))
@@ -239,7 +246,8 @@ async def test_malformed_envelopes(http):
         while (await receive()).get("more_body"):
             pass
         status, body = next(answers)
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
     server = ServerThread(app).start()

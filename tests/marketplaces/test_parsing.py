@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 
 from service.errors import ErrorKind
+from service.metering.pricing import CentsUnit, CostSource, PriceBook
 from service.simulator.marketplace import format_usd
+from service.upstreams.base import Evidence, Usage
 from service.upstreams.mcp_client import redact_url
 from service.upstreams.orthogonal import envelope_error, parse_dollars, read_envelope_price
 from service.upstreams.ratelimit import ClientRateLimiter
 from service.upstreams.synth import ListChunkStream, chunks_from_completion, split_text
-from service.metering.pricing import CentsUnit, CostSource, PriceBook
-from service.upstreams.base import Evidence, Usage
 from service.upstreams.xpay_parse import (
     ToolSchema,
     error_from_text,
@@ -35,7 +35,8 @@ BODY = {"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"role": "assist
         (json.dumps(BODY) + "\n---\ncost: $ .5 | balance: $0 | xpay", ".5", "0"),
         (json.dumps(BODY) + "\nCost: $0.01 | Balance: -$0.01 | xpay✦", "0.01", "-0.01"),
         # The reply itself may mention a receipt: the last one is xpay's.
-        (json.dumps({**BODY, "note": "Cost: $9 | Balance: $9"}) + "\nCost: $0.01 | Balance: $2.00 | xpay✦", "0.01", "2.00"),
+        (json.dumps({**BODY, "note": "Cost: $9 | Balance: $9"}) + "\nCost: $0.01 | Balance: $2.00 | xpay✦",
+         "0.01", "2.00"),
     ],
 )
 def test_receipt_is_split_off_and_read_exactly(text, cost, balance):
@@ -67,7 +68,8 @@ def test_schema_says_which_fields_go_as_strings():
     assert not schema.wants_string("tools") and not schema.wants_string("response_format")
     assert not schema.wants_string("unknown")
     assert parse_tool_schema("plain words") is None
-    nested = parse_tool_schema("", {"result": json.dumps({"tool": {"input_schema": {"properties": {"m": {"type": "string"}}}}})})
+    tool = {"tool": {"input_schema": {"properties": {"m": {"type": "string"}}}}}
+    nested = parse_tool_schema("", {"result": json.dumps(tool)})
     assert nested == ToolSchema({"m": {"type": "string"}})
 
 
@@ -79,7 +81,8 @@ def test_schema_says_which_fields_go_as_strings():
         ("RATE_LIMITED: retry after 7s", ErrorKind.RATE_LIMITED),
         ("UNAUTHORIZED", ErrorKind.OPERATOR_AUTH),
         ("UPSTREAM_UNAVAILABLE: {\"error\":\"bad gateway\"}", ErrorKind.UPSTREAM_SERVER),
-        ('UPSTREAM_ERROR: {"error":{"code":400,"message":"Validation: bad","type":"Bad Request"}}', ErrorKind.INVALID_REQUEST),
+        ('UPSTREAM_ERROR: {"error":{"code":400,"message":"Validation: bad","type":"Bad Request"}}',
+         ErrorKind.INVALID_REQUEST),
         ('UPSTREAM_ERROR: {"message":"bare","type":"Bad Request","code":400}', ErrorKind.INVALID_REQUEST),
         ("UPSTREAM_ERROR: 422 unprocessable", ErrorKind.INVALID_REQUEST),
         ('UPSTREAM_ERROR: {"error":"rate limit exceeded","status":429}', ErrorKind.RATE_LIMITED),
@@ -156,10 +159,12 @@ def test_envelope_fields_are_evidence_and_cents_are_never_guessed():
     ("status", "envelope", "kind"),
     [
         (401, {"success": False, "error": "Invalid API key", "code": "UNAUTHORIZED"}, ErrorKind.OPERATOR_AUTH),
-        (402, {"success": False, "error": "Insufficient funds", "code": "INSUFFICIENT_CREDITS"}, ErrorKind.INSUFFICIENT_BALANCE),
+        (402, {"success": False, "error": "Insufficient funds", "code": "INSUFFICIENT_CREDITS"},
+         ErrorKind.INSUFFICIENT_BALANCE),
         (429, {"success": False, "code": "RATE_LIMITED"}, ErrorKind.RATE_LIMITED),
         (400, {"data": {"error": "Missing required parameter: q"}}, ErrorKind.INVALID_REQUEST),
-        (422, {"success": False, "code": "UPSTREAM_ERROR", "data": {"error": {"message": "bad"}}}, ErrorKind.INVALID_REQUEST),
+        (422, {"success": False, "code": "UPSTREAM_ERROR", "data": {"error": {"message": "bad"}}},
+         ErrorKind.INVALID_REQUEST),
         (500, {"data": {"error": ""}, "error": "upstream unavailable"}, ErrorKind.UPSTREAM_SERVER),
         (503, None, ErrorKind.UPSTREAM_SERVER),
         (200, {"success": False, "code": "UPSTREAM_ERROR", "data": {"error": "x"}}, ErrorKind.UPSTREAM_SERVER),
@@ -186,7 +191,8 @@ def test_redacted_url_hides_the_key():
     assert redact_url("http://h/mcp") == "http://h/mcp"
 
 
-@pytest.mark.parametrize(("amount", "text"), [("0.01", "0.01"), ("4.9", "4.90"), ("0.0000183", "0.000018"), ("3", "3.00"), ("0.0000005", "0.000001")])
+@pytest.mark.parametrize(("amount", "text"), [("0.01", "0.01"), ("4.9", "4.90"), ("0.0000183", "0.000018"),
+                                              ("3", "3.00"), ("0.0000005", "0.000001")])
 def test_money_format(amount, text):
     assert format_usd(Decimal(amount)) == text
 
@@ -226,8 +232,10 @@ def test_synthesized_tool_call_chunks():
     body = _body(tool_calls=[{"id": "call-1", "type": "function", "function": {"name": "weather", "arguments": args}}])
     body["choices"][0]["finish_reason"] = "tool_calls"
     chunks = chunks_from_completion(body)
-    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"] and "tool_calls" in c["choices"][0]["delta"]]
-    assert calls[0] == {"index": 0, "id": "call-1", "type": "function", "function": {"name": "weather", "arguments": ""}}
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks
+             if c["choices"] and "tool_calls" in c["choices"][0]["delta"]]
+    assert calls[0] == {"index": 0, "id": "call-1", "type": "function",
+                        "function": {"name": "weather", "arguments": ""}}
     assert "".join(c["function"]["arguments"] for c in calls) == args and len(calls) > 2
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
 
@@ -259,5 +267,5 @@ def test_rate_limiter_window_and_concurrency():
     permit.release()
     permit.release()  # harmless twice
     assert capped.in_flight == 0 and capped.try_acquire() is not None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rpm must be at least 1"):
         ClientRateLimiter(rpm=0, concurrency=1)

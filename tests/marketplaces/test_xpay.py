@@ -44,13 +44,15 @@ def adapter(http, xpay, **kw) -> XpayAdapter:
 def tool_calls(xpay, name="xpay_run"):
     return [
         r["body"] for r in xpay.requests()
-        if isinstance(r["body"], dict) and r["body"].get("method") == "tools/call" and r["body"]["params"]["name"] == name
+        if isinstance(r["body"], dict) and r["body"].get("method") == "tools/call"
+        and r["body"]["params"]["name"] == name
     ]
 
 
 async def test_complete_reads_body_usage_and_receipt(http, xpay):
     a = adapter(http, xpay)
-    done = await a.complete(ROUTE, chat(stream=True, stream_options={"include_usage": True}, provider={"sort": "price"}))
+    asked = chat(stream=True, stream_options={"include_usage": True}, provider={"sort": "price"})
+    done = await a.complete(ROUTE, asked)
     assert done.body["object"] == "chat.completion" and done.body["choices"][0]["message"]["content"]
     result = done.evidence
     assert result.receipt_usd == Decimal("0.01")
@@ -94,7 +96,8 @@ async def test_tools_and_json_schema_bodies(http, xpay):
 async def test_messages_as_string_schema_sends_json_strings(http, xpay):
     xpay.configure(messages_type="string")
     a = adapter(http, xpay)
-    done = await a.complete(ROUTE, chat("Weather?", tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}}, stop=["END"]))
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    done = await a.complete(ROUTE, chat("Weather?", tools=TOOLS, tool_choice=choice, stop=["END"]))
     assert done.body["choices"][0]["message"]["tool_calls"]
     sent = tool_calls(xpay)[0]["params"]["arguments"]["input"]
     assert isinstance(sent["messages"], str) and json.loads(sent["messages"])[0]["content"] == "Weather?"
@@ -241,7 +244,8 @@ async def test_timeout_and_connection_refused(http, xpay):
     a = adapter(http, xpay, timeouts=Timeouts(connect=1, first_byte=5, total=0.4))
     await a.complete(ROUTE, chat())
     # A hang that ends when the client gives up, so nothing of this call outlives the test.
-    xpay.control.post("/faults", json={"match": {"tool": "xpay_run"}, "fault": "timeout", "times": 1}).raise_for_status()
+    fault = {"match": {"tool": "xpay_run"}, "fault": "timeout", "times": 1}
+    xpay.control.post("/faults", json=fault).raise_for_status()
     with pytest.raises(UpstreamError) as caught:
         await a.complete(ROUTE, chat())
     assert caught.value.kind is ErrorKind.TIMEOUT and a.limiter.in_flight == 0
@@ -284,8 +288,8 @@ async def test_official_sdk_client_works_against_the_standin(xpay):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    async with streamable_http_client(f"{xpay.url}/mcp?key={KEY}") as (read, write, _):
-        async with ClientSession(read, write) as session:
+    async with streamable_http_client(f"{xpay.url}/mcp?key={KEY}") as (read, write, _), \
+            ClientSession(read, write) as session:
             await session.initialize()
             names = {t.name for t in (await session.list_tools()).tools}
             assert names == {"xpay_discover", "xpay_details", "xpay_run", "xpay_balance"}

@@ -31,14 +31,14 @@ MONEY_FIELDS = ("provider_cost_usd", "billed_usd", "direct_billed_usd", "savings
 TOKEN_FIELDS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens")
 
 
-@pytest.fixture()
+@pytest.fixture
 def admin(gateway):
     headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=gateway.url, headers=headers, timeout=20) as c:
         yield c
 
 
-@pytest.fixture()
+@pytest.fixture
 def anon(gateway):
     with httpx.Client(base_url=gateway.url, timeout=20) as c:
         yield c
@@ -58,7 +58,7 @@ class Ledger:
     def daily(self, events: list[UsageEvent]) -> dict[tuple, dict]:
         """(tenant_id, day, model, front_end) -> sums, as the rollup should hold them."""
         out: dict[tuple, dict] = defaultdict(lambda: {
-            "requests": 0, "attempts": 0, **{f: 0 for f in TOKEN_FIELDS},
+            "requests": 0, "attempts": 0, **dict.fromkeys(TOKEN_FIELDS, 0),
             **{f: Decimal(0) for f in MONEY_FIELDS}})
         for e in events:
             row = out[(e.tenant_id, e.started_at.astimezone(UTC).date(), e.served_model, e.front_end)]
@@ -104,20 +104,20 @@ def _events(tenants: list[TenantKey], rng: random.Random) -> list[UsageEvent]:
         # a failure (no answer to compare).
         direct_cost = ((Decimal(prompt) * Decimal("0.60") + Decimal(completion) * Decimal("3.00")) / 1_000_000
                        * Decimal("1.2")).quantize(Decimal("1E-10"))
-        for attempt in range(1, rng.choice((1, 1, 2)) + 1):
-            events.append(UsageEvent(
-                request_id=f"req_{run}_{n:03d}", attempt=attempt, tenant_id=tenant.tenant_id, key_id=None,
-                requested_model="auto", served_model=rng.choice(_MODELS), front_end=front_end,
-                route=f"{front_end}:x", status="ok" if ok or attempt > 1 else "error",
-                error_code=None if ok else "upstream_error", http_status=200 if ok else 502,
-                stream=bool(n % 3),
-                client_disconnected=False, prompt_tokens=prompt, cached_tokens=prompt // 4,
-                completion_tokens=completion, reasoning_tokens=completion // 3, provider_cost_usd=cost,
-                billed_usd=(cost * Decimal("1.2")).quantize(Decimal("1E-10")), price_version="2024-01-01",
-                direct_billed_usd=direct_cost if ok or attempt > 1 else None,
-                cost_source="computed", estimated=not ok, upstream_request_id=None,
-                started_at=started, first_token_at=None, ended_at=started + timedelta(seconds=2),
-            ))
+        # The same draws in the same order as a loop: the range is evaluated first.
+        events.extend(UsageEvent(
+            request_id=f"req_{run}_{n:03d}", attempt=attempt, tenant_id=tenant.tenant_id, key_id=None,
+            requested_model="auto", served_model=rng.choice(_MODELS), front_end=front_end,
+            route=f"{front_end}:x", status="ok" if ok or attempt > 1 else "error",
+            error_code=None if ok else "upstream_error", http_status=200 if ok else 502,
+            stream=bool(n % 3),
+            client_disconnected=False, prompt_tokens=prompt, cached_tokens=prompt // 4,
+            completion_tokens=completion, reasoning_tokens=completion // 3, provider_cost_usd=cost,
+            billed_usd=(cost * Decimal("1.2")).quantize(Decimal("1E-10")), price_version="2024-01-01",
+            direct_billed_usd=direct_cost if ok or attempt > 1 else None,
+            cost_source="computed", estimated=not ok, upstream_request_id=None,
+            started_at=started, first_token_at=None, ended_at=started + timedelta(seconds=2),
+        ) for attempt in range(1, rng.choice((1, 1, 2)) + 1))
     return events
 
 

@@ -277,7 +277,6 @@ def _row_rules(row: dict[str, Any]) -> list[str]:
         out.append("ServiceSubcategory's parent is not the row's ServiceCategory")
     if row.get("Tags") is not None:
         tags, _ = _key_value(row["Tags"])
-        for key in tags or {}:
-            if key.startswith(PROVIDER_TAG_PREFIX) and key != f"{PROVIDER_TAG_PREFIX}project":
-                out.append(f"tag {key!r} uses the provider's reserved prefix")
+        out.extend(f"tag {key!r} uses the provider's reserved prefix" for key in tags or {}
+                   if key.startswith(PROVIDER_TAG_PREFIX) and key != f"{PROVIDER_TAG_PREFIX}project")
     return out

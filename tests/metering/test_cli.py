@@ -22,7 +22,7 @@ from tests.metering.cli_process import ROOT, Demo, command, process_env, run_cli
 from tests.support import create_tenant_with_key, fetch
 
 
-@pytest.fixture()
+@pytest.fixture
 def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))

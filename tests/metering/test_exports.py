@@ -150,7 +150,7 @@ def test_admin_usage_grouped_by_tenant_and_model(admin, ledger):
     assert body["group_by"] == ["tenant", "model"]
     expected: dict[tuple, dict] = {}
     for (tid, _day, model, _fe), sums in ledger.daily(ledger.in_month()).items():
-        row = expected.setdefault((str(tid), model), {f: 0 for f in SUMMED})
+        row = expected.setdefault((str(tid), model), dict.fromkeys(SUMMED, 0))
         for f in SUMMED:
             row[f] += sums[f]
     got = {(row["tenant_id"], row["model"]): {f: _typed(row)[f] for f in SUMMED} for row in body["data"]}
@@ -224,7 +224,7 @@ def test_tenant_export_has_exactly_the_callers_rows_in_order(anon, ledger):
         mine = sorted(ledger.in_month(tenant.tenant_id), key=_ledger_order)
         got = [(r["request_id"], int(r["attempt"])) for r in rows]
         assert got == [(e.request_id, e.attempt) for e in mine]
-        for row, event in zip(rows, mine):
+        for row, event in zip(rows, mine, strict=True):
             assert datetime.fromisoformat(row["started_at"]) == event.started_at
             assert Decimal(row["billed_usd"]) == event.billed_usd
             assert row["stream"] == ("true" if event.stream else "false")

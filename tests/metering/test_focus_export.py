@@ -204,7 +204,7 @@ def test_an_empty_month_is_a_header(admin):
                          ).num_rows == 0
 
 
-@pytest.fixture()
+@pytest.fixture
 def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))

@@ -44,9 +44,9 @@ def test_allocate_is_exact_non_negative_and_proportional(total, ws):
 
 
 def test_allocate_refuses_amounts_finer_than_the_ledger_and_no_weight():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a multiple of"):
         allocate(Decimal("0.00000000001"), [Decimal(1)])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not all zero"):
         allocate(Decimal(1), [Decimal(0), Decimal(0)])
 
 

@@ -279,7 +279,7 @@ def test_rate_limit_changes_hold_at_once_on_every_gateway(admin, gateway, other_
 
 # ---- the CLI -----------------------------------------------------------------------------------------
 
-@pytest.fixture()
+@pytest.fixture
 def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))

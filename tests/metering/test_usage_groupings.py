@@ -82,20 +82,20 @@ def _events(orgs: list[Org], rng: random.Random) -> list[UsageEvent]:
         cost = (Decimal(prompt) * Decimal("0.6") + Decimal(completion) * Decimal(3)) / 1_000_000
         cost = cost.quantize(Decimal("1E-10"))
         tags = tuple(t for t in _TAGS if rng.random() < 0.4)
-        for attempt in range(1, rng.choice((1, 1, 2)) + 1):
-            out.append(UsageEvent(
-                request_id=f"req_{run}_{n:03d}", attempt=attempt, tenant_id=org.tenant.id,
-                key_id=key.id if key is not None else None, requested_model="auto",
-                served_model=rng.choice(("openai/gpt-oss-120b", "moonshotai/Kimi-K2.5")),
-                front_end=rng.choice(("baseten", "xpay")), route="x", status="ok" if ok else "error",
-                error_code=None if ok else "upstream_error", http_status=200, stream=False,
-                client_disconnected=False, prompt_tokens=prompt, cached_tokens=prompt // 5,
-                completion_tokens=completion, reasoning_tokens=completion // 4, provider_cost_usd=cost,
-                billed_usd=(cost * Decimal("1.25")).quantize(Decimal("1E-10")), price_version="v",
-                cost_source="computed", estimated=False, upstream_request_id=None, started_at=started,
-                first_token_at=None, ended_at=started + timedelta(seconds=1), project_id=project,
-                end_user=rng.choice(_USERS), tags=tags, metadata={"n": str(n)} if n % 3 == 0 else None,
-            ))
+        # The same draws in the same order as a loop: the range is evaluated first.
+        out.extend(UsageEvent(
+            request_id=f"req_{run}_{n:03d}", attempt=attempt, tenant_id=org.tenant.id,
+            key_id=key.id if key is not None else None, requested_model="auto",
+            served_model=rng.choice(("openai/gpt-oss-120b", "moonshotai/Kimi-K2.5")),
+            front_end=rng.choice(("baseten", "xpay")), route="x", status="ok" if ok else "error",
+            error_code=None if ok else "upstream_error", http_status=200, stream=False,
+            client_disconnected=False, prompt_tokens=prompt, cached_tokens=prompt // 5,
+            completion_tokens=completion, reasoning_tokens=completion // 4, provider_cost_usd=cost,
+            billed_usd=(cost * Decimal("1.25")).quantize(Decimal("1E-10")), price_version="v",
+            cost_source="computed", estimated=False, upstream_request_id=None, started_at=started,
+            first_token_at=None, ended_at=started + timedelta(seconds=1), project_id=project,
+            end_user=rng.choice(_USERS), tags=tags, metadata={"n": str(n)} if n % 3 == 0 else None,
+        ) for attempt in range(1, rng.choice((1, 1, 2)) + 1))
     return out
 
 
@@ -148,7 +148,7 @@ def _selected(events: list[UsageEvent], f: dict[str, Any]) -> list[UsageEvent]:
 
 
 def _zero() -> dict[str, Any]:
-    return {**{c: 0 for c in COUNTS}, **{m: Decimal(0) for m in MONEY}}
+    return {**dict.fromkeys(COUNTS, 0), **{m: Decimal(0) for m in MONEY}}
 
 
 def _add(sums: dict[str, Any], e: UsageEvent) -> None:
@@ -338,7 +338,8 @@ def test_v1_usage_groups_and_filters_within_the_callers_tenant(gateway, attribut
     # The default keeps the old shape: per day, model and front end.
     default = _v1(gateway, a).json()
     assert default["group_by"] == ["day", "model", "front_end"]
-    assert set(default["data"][0]) == {"day", "model", "front_end", *COUNTS, "cost_usd", "direct_cost_usd", "savings_usd"}
+    columns = {"day", "model", "front_end", *COUNTS, "cost_usd", "direct_cost_usd", "savings_usd"}
+    assert set(default["data"][0]) == columns
 
 
 @pytest.mark.parametrize("params", [
@@ -377,7 +378,7 @@ def test_v1_ledger_export_filters_and_carries_attribution(gateway, attributed):
                   key=lambda e: (e.started_at, e.request_id, e.attempt))
     assert mine and [(r["request_id"], int(r["attempt"])) for r in rows] == [(e.request_id, e.attempt) for e in mine]
     prefixes = {k.id: k.prefix for k in a.keys}
-    for row, e in zip(rows, mine):
+    for row, e in zip(rows, mine, strict=True):
         assert row["tags"] == ",".join(e.tags) and row["end_user"] == "u1"
         assert row["project_id"] == (str(e.project_id) if e.project_id else "")
         assert row["key_prefix"] == (prefixes[e.key_id] if e.key_id else "")
@@ -407,7 +408,7 @@ def test_billing_export_groups_and_filters(http, attributed):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tenant"
 
 
-@pytest.fixture()
+@pytest.fixture
 def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))

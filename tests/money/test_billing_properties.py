@@ -216,7 +216,8 @@ def test_billing_holds_whatever_happens(world, markup, limit_cents, plan):
     for row in rows:
         by_request.setdefault(row["request_id"], []).append(row)
         # Billed = provider cost plus markup, rounded half-up to the ledger's ten places.
-        assert row["billed_usd"] == (row["provider_cost_usd"] * (1 + markup)).quantize(Decimal("1E-10"), rounding=ROUND_HALF_UP)
+        marked_up = row["provider_cost_usd"] * (1 + markup)
+        assert row["billed_usd"] == marked_up.quantize(Decimal("1E-10"), rounding=ROUND_HALF_UP)
     for request_rows in by_request.values():
         # One row per attempt, numbered without gaps.
         assert [r["attempt"] for r in request_rows] == list(range(1, len(request_rows) + 1))

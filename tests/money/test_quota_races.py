@@ -48,10 +48,10 @@ class GatedPool:
 
 
 async def _db_state(pool: asyncpg.Pool, scope: str, period: datetime) -> tuple[Decimal, Decimal]:
-    used = await pool.fetchval("SELECT COALESCE(sum(used), 0) FROM quota_counters WHERE scope = $1 AND period_start = $2",
-                               scope, period)
-    leased = await pool.fetchval("SELECT COALESCE(sum(granted), 0) FROM quota_leases WHERE scope = $1 AND period_start = $2",
-                                 scope, period)
+    used = await pool.fetchval(
+        "SELECT COALESCE(sum(used), 0) FROM quota_counters WHERE scope = $1 AND period_start = $2", scope, period)
+    leased = await pool.fetchval(
+        "SELECT COALESCE(sum(granted), 0) FROM quota_leases WHERE scope = $1 AND period_start = $2", scope, period)
     return used, leased
 
 

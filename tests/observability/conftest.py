@@ -30,7 +30,7 @@ async def migrated_database() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 async def seeded(migrated_database: str) -> AsyncIterator[tuple[asyncpg.Connection, dict[str, object]]]:
     conn = await asyncpg.connect(migrated_database)
     try:

@@ -163,7 +163,7 @@ async def seed(conn: asyncpg.Connection) -> dict[str, Any]:
     keys = {"web-prod": uuid.uuid4(), "loose": uuid.uuid4(), "b": uuid.uuid4()}
     for (label, kid), tenant, project, name in zip(
             keys.items(), (tenants[0], tenants[0], tenants[1]), (projects["web"], None, projects["b-web"]),
-            ("web-prod", None, "b-key")):
+            ("web-prod", None, "b-key"), strict=True):
         await conn.execute("INSERT INTO api_keys (id, tenant_id, project_id, prefix, key_hash, name)"
                            " VALUES ($1, $2, $3, $4, $5, $6)", kid, tenant, project, f"sk-sy-{label[:4]}",
                            b"\x00" * 32, name)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-
 import os
 import shutil
 import signal
@@ -109,10 +109,8 @@ class ServedGateway:
         count = 0
         for line in self.stdout().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):  # a line cut short by the process's end
                     count += json.loads(line).get("event") == "started"
-                except ValueError:
-                    pass
         return count
 
     def stdout(self) -> str:

@@ -32,8 +32,7 @@ async def _dashboard_queries(conn: asyncpg.Connection) -> list[tuple[str, str]]:
     out = []
     for path in DASHBOARDS:
         dashboard = load(path)
-        for sql in sql_queries(dashboard):
-            out.append((path.name, await expand(conn, dashboard, sql)))
+        out.extend([(path.name, await expand(conn, dashboard, sql)) for sql in sql_queries(dashboard)])
     return out
 
 
@@ -199,7 +198,7 @@ def test_migrate_refuses_a_weak_reader_password(migrated_database: str, monkeypa
 # ---------------------------------------------------------------- the migration
 
 
-@pytest.fixture()
+@pytest.fixture
 async def own_database() -> AsyncIterator[str]:
     name = f"reader_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(LOCAL_ADMIN_URL)

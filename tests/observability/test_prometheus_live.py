@@ -70,7 +70,7 @@ def observed_gateway(standins, database_url):
     gw.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def prometheus(observed_gateway, tmp_path):
     binary = require_binary("prometheus")
     server = PrometheusServer(binary, tmp_path, [urlparse(observed_gateway.url).netloc]).start()

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.perf_procs import (Sample, cpu_seconds, descendants, machine_busy_seconds, parse_stat,
-                                   parse_status_kib, rss_kib, slope_per_minute)
+from benchmarks.perf_procs import (
+    Sample,
+    cpu_seconds,
+    descendants,
+    machine_busy_seconds,
+    parse_stat,
+    parse_status_kib,
+    rss_kib,
+    slope_per_minute,
+)
 from benchmarks.perf_report import TARGETS, evaluate, summarise, table
 from benchmarks.perf_ttft import percentiles
 from benchmarks.perf_upstream import Nginx, canned_bodies, render_config, request_body
@@ -29,7 +37,8 @@ def test_canned_answers_are_baseten_shaped():
     data = [json.loads(e[6:]) for e in events if e.startswith(b"data: {")]
     assert len(data) == bodies.stream_chunks
     assert 15 <= bodies.stream_chunks <= 25
-    assert data[-1]["choices"] == [] and data[-1]["usage"]["completion_tokens"] == completion["usage"]["completion_tokens"]
+    assert data[-1]["choices"] == []
+    assert data[-1]["usage"]["completion_tokens"] == completion["usage"]["completion_tokens"]
     assert canned_bodies() == bodies  # fixed id and timestamp: identical bytes on every run
 
 
@@ -81,7 +90,7 @@ def test_wrk_result_line():
     assert result.sent == 101
     assert result.failed == 2
     assert result.latency_ms["p50"] == 1.2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="wrk printed no result line"):
         parse_output("wrk: connection refused\n", 1)
 
 

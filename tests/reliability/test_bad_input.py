@@ -24,7 +24,7 @@ def small_gateway(standins, database_url):
     gw.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def http(gateway, tenant):
     auth = {"Authorization": f"Bearer {tenant.key}"}
     with httpx.Client(base_url=gateway.url, headers=auth, timeout=20) as c:
@@ -32,7 +32,7 @@ def http(gateway, tenant):
     assert_still_serving(gateway.url, tenant.key)
 
 
-@pytest.fixture()
+@pytest.fixture
 def small_http(small_gateway, tenant):
     with httpx.Client(base_url=small_gateway.url, headers={"Authorization": f"Bearer {tenant.key}"},
                       timeout=20) as c:

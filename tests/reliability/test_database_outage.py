@@ -7,6 +7,7 @@ import inspect
 from urllib.parse import urlsplit
 
 import openai
+import pytest
 
 from tests.conftest import LiveGateway
 from tests.reliability.tcp_proxy import CuttableProxy
@@ -87,13 +88,10 @@ async def test_an_unknown_key_during_an_outage_is_a_503_not_a_401(standins, data
         proxy.cut()
         client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=tenant.key, max_retries=0, timeout=20)
         started = asyncio.get_running_loop().time()
-        try:
+        with pytest.raises(openai.APIStatusError) as refused:  # never served without checking the key
             await client.chat.completions.create(model="openai/gpt-oss-120b", messages=HELLO)
-        except openai.APIStatusError as exc:
-            assert exc.status_code == 503 and exc.body["code"] == "auth_unavailable"
-            assert exc.response.headers["retry-after"]
-        else:
-            raise AssertionError("served without checking the key")
+        assert refused.value.status_code == 503 and refused.value.body["code"] == "auth_unavailable"
+        assert refused.value.response.headers["retry-after"]
         # Bounded: the request path never waits long on the database.
         assert asyncio.get_running_loop().time() - started < 8
     finally:

@@ -72,7 +72,7 @@ MODEL = "zai-org/GLM-5.2"
 HELLO = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]}
 
 
-@pytest.fixture()
+@pytest.fixture
 async def adapter(standins):
     session = create_session()
     try:
@@ -89,11 +89,14 @@ def route():
     return found
 
 
-async def drain(stream) -> list[dict]:
-    chunks = []
+async def _drain_into(stream, received: list[dict]) -> None:
+    """Every chunk into `received`, kept when the stream fails part way."""
     async for chunk in stream:
-        chunks.append(chunk)
-    return chunks
+        received.append(chunk)  # noqa: PERF401 - what came before the failure is the point
+
+
+async def drain(stream) -> list[dict]:
+    return [chunk async for chunk in stream]
 
 
 async def test_a_clean_stream_reads_to_done_with_usage(adapter, route):
@@ -106,10 +109,9 @@ async def test_a_clean_stream_reads_to_done_with_usage(adapter, route):
 async def test_a_malformed_chunk_mid_stream_is_a_protocol_error(adapter, route, standins):
     arm(standins, "malformed_chunk:2", model=MODEL)
     stream = await adapter.stream(route, HELLO)
-    received = []
+    received: list[dict] = []
     with pytest.raises(UpstreamError) as info:
-        async for chunk in stream:
-            received.append(chunk)
+        await _drain_into(stream, received)
     assert info.value.kind is ErrorKind.PROTOCOL
     assert len(received) == 2
 
@@ -124,10 +126,9 @@ async def test_a_malformed_first_chunk_fails_before_the_stream_is_handed_over(ad
 async def test_a_dropped_stream_is_a_protocol_error_keeping_the_partial_usage(adapter, route, standins):
     arm(standins, "drop_after_chunks:3", model=MODEL)
     stream = await adapter.stream(route, HELLO)
-    received = []
+    received: list[dict] = []
     with pytest.raises(UpstreamError) as info:
-        async for chunk in stream:
-            received.append(chunk)
+        await _drain_into(stream, received)
     err = info.value
     assert err.kind is ErrorKind.PROTOCOL
     assert len(received) == 3

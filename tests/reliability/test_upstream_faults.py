@@ -145,7 +145,7 @@ def unreachable(standins, database_url):
     gw.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def unreachable_client(unreachable, tenant):
     c = client_for(unreachable, tenant.key)
     yield c
@@ -194,7 +194,7 @@ def impatient(standins, database_url):
     gw.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def impatient_client(impatient, tenant, standins):
     c = client_for(impatient, tenant.key)
     yield c

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from service.catalog.model import Route
 from service.chat.validate import ChatRequestView, validate_chat_request
 from service.chat.validate_params import MAX_OUTPUT_TOKENS
@@ -18,7 +20,8 @@ from service.chat.validate_provider import DEFAULT_PROVIDER_PREFS, ProviderPrefs
 from service.errors import GatewayError
 from service.routing.estimate import CONTEXT_MARGIN
 from service.routing.needs import GATEWAY_PARAMS, MARKETPLACE_PARAMS, Needs, derive_needs
-from service.routing.planner import Plan, capacity_group
+from service.routing.plan import Plan
+from service.routing.planner import capacity_group
 
 from .world import World
 
@@ -40,12 +43,9 @@ def prepare(body: dict[str, Any]) -> Request:
     limit_key = next((k for k in ("max_completion_tokens", "max_tokens") if k in body), None)
     asked = body.get(limit_key) if limit_key else None
     if asked is not None and asked > MAX_OUTPUT_TOKENS:
-        try:
+        with pytest.raises(GatewayError) as refused:
             validate_chat_request(body)
-        except GatewayError as err:
-            assert err.status == 400 and err.param == limit_key, (err.status, err.param)
-        else:
-            raise AssertionError(f"{limit_key}={asked} passed validation")
+        assert (refused.value.status, refused.value.param) == (400, limit_key)
         body = {**body, limit_key: MAX_OUTPUT_TOKENS}
     view = validate_chat_request(body)
     needs = derive_needs(body, view)

@@ -41,7 +41,8 @@ def test_the_engine_counts_as_the_estimate_does():
     ascii_body = {"model": "m", "messages": [{"role": "user", "content": "hello " * 500}]}
     assert estimate(ascii_body) == prompt_tokens_for(ascii_body["messages"])
     # Bytes, not characters: non-Latin text is estimated higher, on the safe side.
-    mixed = {"model": "m", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "é ü ß 字"}]}
+    mixed = {"model": "m", "messages": [{"role": "system", "content": "be brief"},
+                                        {"role": "user", "content": "é ü ß 字"}]}
     assert prompt_tokens_for(mixed["messages"]) <= estimate(mixed) <= prompt_tokens_for(mixed["messages"]) * 1.2
 
 

@@ -14,7 +14,8 @@ from service.routing.capacity import CapacityBoard, KeyLimits
 from service.routing.estimate import Calibration
 from service.routing.health import HealthBoard
 from service.routing.no_route import no_route_error
-from service.routing.planner import Plan, Planner, Policy
+from service.routing.plan import Plan
+from service.routing.planner import Planner, Policy
 from service.routing.quotes import QuoteAccuracy
 
 from .checks import prepare

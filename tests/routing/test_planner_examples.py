@@ -11,7 +11,7 @@ from service.catalog.loader import merge_overrides, parse_catalog
 from service.catalog.model import Route
 from service.routing.estimate import PRIOR_OUTPUT
 from service.routing.no_route import no_route_error
-from service.routing.planner import Plan
+from service.routing.plan import Plan
 
 from .checks import prepare, unmet
 from .world import JSON_SCHEMA_FORMAT, TOOL, World, default_raw, default_world, user_message

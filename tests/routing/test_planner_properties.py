@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from service.errors import GatewayError
 from service.routing.no_route import no_route_error
-from service.routing.planner import Plan
+from service.routing.plan import Plan
 
 from .checks import Request, context_uncertain, eligible_models, plan_routes, prepare, unmet, worst_cost
 from .world import World, bodies, worlds
@@ -44,9 +44,10 @@ def make_plan(world: World, req: Request) -> Plan | None:
             req.view.model, req.needs, req.prefs, world.policy, fallbacks=req.view.models, quotes=world.quotes
         )
     except GatewayError as err:
-        assert err.status == 403 and err.code == "model_not_allowed", err.message
-        assert not eligible_models(world, req.view.model, req.view.models)
-        return None
+        refused = err
+    assert (refused.status, refused.code) == (403, "model_not_allowed"), refused.message
+    assert not eligible_models(world, req.view.model, req.view.models)
+    return None
 
 
 @PROPERTY_SETTINGS

@@ -151,10 +151,10 @@ def catalogs(draw: st.DrawFn) -> Catalog:
     routes = raw["routes"]
     keep = draw(st.lists(st.sampled_from(range(10)), min_size=len(routes), max_size=len(routes)))
     kept = []
-    for route, roll in zip(routes, keep, strict=True):
+    for original, roll in zip(routes, keep, strict=True):
         if roll == 0:
             continue  # about one route in ten removed
-        route = copy.deepcopy(route)
+        route = copy.deepcopy(original)
         if roll >= 7:
             route["pricing"] = draw(_pricing())
         kept.append(route)
@@ -216,7 +216,7 @@ _EXTRA_PARAMS: dict[str, Any] = {
 _FRONT_END_LISTS = st.lists(st.sampled_from(FRONT_ENDS), unique=True, max_size=3)
 _MAX_COST = st.one_of(
     st.sampled_from(["0.0001", "0.0005", "0.001", "0.003", "0.01", "0.02", "0.05", 0.01, 0.004]),
-    st.decimals(min_value=Decimal("0.00001"), max_value=Decimal("2"), places=5).map(lambda d: f"{d:f}"),
+    st.decimals(min_value=Decimal("0.00001"), max_value=Decimal(2), places=5).map(lambda d: f"{d:f}"),
     st.floats(min_value=1e-5, max_value=2.0),
 )
 _PROVIDER = st.fixed_dictionaries(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -73,10 +74,8 @@ class ServeProcess:
             code = self.process.wait(30)
         except subprocess.TimeoutExpired:
             code = None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is still there
-        except ProcessLookupError:
-            pass
         return code if code is not None else self.process.wait(10)
 
     def log(self) -> str:

@@ -45,7 +45,8 @@ async def call(client: openai.AsyncOpenAI, **kw):
 async def test_budget_and_usage_totals_exact_across_instances(instances, database_url):
     tenant = await acreate_tenant_with_key(database_url)
     limit = Decimal("0.0005")
-    await fetch(database_url, "INSERT INTO budgets (id, tenant_id, period, limit_usd, hard) VALUES ($1, $2, 'month', $3, true)",
+    await fetch(database_url,
+                "INSERT INTO budgets (id, tenant_id, period, limit_usd, hard) VALUES ($1, $2, 'month', $3, true)",
                 uuid.uuid4(), tenant.tenant_id, limit)
     async with clients(instances, tenant.key) as cs:
         results = await asyncio.gather(*(call(cs[i % 2], max_tokens=100) for i in range(80)))

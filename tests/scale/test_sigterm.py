@@ -60,7 +60,7 @@ async def test_sigterm_drains_streams_and_usage(standins, database_url):
     assert not_ready_within(server.url, 5.0)  # no new work is taken from here on
     for t in threads:
         t.join(30)
-    assert results == {i: (200, True) for i in range(6)}
+    assert results == dict.fromkeys(range(6), (200, True))
     try:
         code = server.wait(30)
     except subprocess.TimeoutExpired:

@@ -10,7 +10,6 @@ import pytest
 
 from service.simulator.control import BasetenConfig
 from service.simulator.faults import Fault, FaultBook, FaultSpecError, parse_fault
-
 from tests.cassettes import sse_chunks, sse_payloads
 from tests.simulator.conftest import STANDIN_KEY
 
@@ -160,13 +159,16 @@ def test_finish_before_content(client):
 def test_timeout_hangs_until_the_client_leaves(client):
     with pytest.raises(httpx.ReadTimeout):
         chat(client, CHAT, "timeout", timeout=httpx.Timeout(10, read=0.3))
-    received = b""
-    with pytest.raises(httpx.ReadTimeout):
+    parts: list[bytes] = []
+
+    def read_until_timeout() -> None:
         with client.stream("POST", "/v1/chat/completions", json=STREAM, headers={"X-Fake-Fault": "timeout:2"},
                            timeout=httpx.Timeout(10, read=0.3)) as response:
-            for part in response.iter_raw():
-                received += part
-    assert received.count(b"data: ") == 2
+            parts.extend(response.iter_raw())
+
+    with pytest.raises(httpx.ReadTimeout):
+        read_until_timeout()
+    assert b"".join(parts).count(b"data: ") == 2
     # The server is still healthy afterwards.
     assert chat(client, CHAT).status_code == 200
 

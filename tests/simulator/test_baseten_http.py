@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from service.simulator.baseten import BasetenState
-
 from tests.cassettes import (
     BAD_KEY,
     DEEPSEEK_STREAM,

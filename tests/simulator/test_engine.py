@@ -18,7 +18,6 @@ from service.simulator.engine import (
     prompt_tokens_for,
     stream_chunks,
 )
-
 from tests.cassettes import WARMUP, response_body
 
 MODELS = load_fake_catalog()

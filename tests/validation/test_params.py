@@ -237,7 +237,7 @@ def test_reasoning_in_the_view(fields, expected):
         {"logprobs": True, "top_logprobs": 5}, {"user": "u" * 512}, {"metadata": {"k" * 64: "v" * 512}},
         {"stream": True, "stream_options": {"include_obfuscation": True}},
     ],
-    ids=lambda f: ",".join(f),
+    ids=",".join,
 )
 def test_current_sdk_parameters_are_accepted(fields):
     view = validate_chat_request(with_fields(**fields))

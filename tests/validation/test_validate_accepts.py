@@ -16,11 +16,9 @@ import yaml
 
 from service.chat.validate import KNOWN_PARAMS, ChatRequestView, ProviderPrefs, validate_chat_request
 from service.errors import GatewayError
-
 from tests.cassettes import RECORDINGS
 
 from .bodies import RICH_TEXT_CHARS, SQUARE_ROOT_TOOL, minimal, rich, with_fields
-
 
 
 def _recorded_requests() -> list[tuple[str, dict, int, str]]:

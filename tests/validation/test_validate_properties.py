@@ -28,7 +28,7 @@ json_values = st.recursive(
     json_scalars,
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(
-        st.text(max_size=12) | st.sampled_from(sorted(KNOWN_PARAMS) + ["type", "function", "name", "role"]),
+        st.text(max_size=12) | st.sampled_from([*sorted(KNOWN_PARAMS), "type", "function", "name", "role"]),
         children,
         max_size=4,
     ),
@@ -80,8 +80,11 @@ PATHS = [(name,) for name in sorted(PARAMS)] + [("unrecognized_field",)] + _NEST
 def _judge(body: object) -> None:
     before = copy.deepcopy(body)
     try:
-        view = validate_chat_request(body)
-    except GatewayError as error:
+        view: ChatRequestView | GatewayError = validate_chat_request(body)
+    except GatewayError as refused:
+        view = refused
+    if isinstance(view, GatewayError):
+        error = view
         assert error.status == 400
         assert error.type == "invalid_request_error"
         assert error.code in {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from service.chat.validate import validate_chat_request
