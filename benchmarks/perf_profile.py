@@ -1,0 +1,103 @@
+"""`--profile`: py-spy on one worker under load, a speedscope file, and its top self-time frames.
+
+The profiled load is a run of its own, after the measured ones: py-spy samples at 200 Hz and
+stops the process for each sample, which would understate the figures of a measured run.
+The speedscope file opens at https://www.speedscope.app (or `npx speedscope FILE`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+RATE_HZ = 200
+
+
+def py_spy_binary(explicit: str | None) -> str:
+    """The py-spy to run: the one named, else the virtual environment's (a dev dependency), else PATH's."""
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "py-spy"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("py-spy")
+    if found is None:
+        raise RuntimeError("py-spy is not installed: `make setup` installs the dev extras, which hold it")
+    return found
+
+
+@contextlib.contextmanager
+def recording(binary: str, pid: int, seconds: float, path: Path) -> Iterator[Path]:
+    """py-spy recording `pid` for `seconds` into `path` (speedscope JSON) while the body runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = path.with_suffix(".py-spy.log")
+    with log.open("wb") as out:
+        spy = subprocess.Popen([binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+                                "--rate", str(RATE_HZ), "--format", "speedscope", "--output", str(path)],
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield path
+        spy.wait(seconds + 30)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait(5)
+    if spy.returncode != 0 or not path.exists():
+        raise RuntimeError(f"py-spy failed ({spy.returncode}): {log.read_text('utf-8', 'replace')[-1000:]}")
+    log.unlink(missing_ok=True)
+
+
+def frame_label(frame: dict) -> str:
+    name = frame.get("name", "?")
+    file = frame.get("file") or ""
+    # Site-packages paths are long and machine-specific; the package-relative tail names the code.
+    for marker in ("site-packages/", "/lib/python3."):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            if marker.startswith("/lib/"):
+                file = "stdlib:" + file.split("/", 1)[-1]
+            break
+    else:
+        file = _repo_relative(file)
+    line = frame.get("line")
+    return f"{name} ({file}:{line})" if line else f"{name} ({file})"
+
+
+def _repo_relative(file: str) -> str:
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return file.removeprefix(root)
+
+
+def top_frames(path: Path, n: int = 10) -> dict:
+    """The `n` frames with most self time (the innermost frame of each sample) and most total
+    time (anywhere on the stack), as shares of all samples, over every thread of the profile."""
+    data = json.loads(path.read_text("utf-8"))
+    frames = data["shared"]["frames"]
+    own: Counter[int] = Counter()
+    anywhere: Counter[int] = Counter()
+    total = 0.0
+    for profile in data["profiles"]:
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            if not stack:
+                continue
+            total += weight
+            own[stack[-1]] += weight
+            for index in set(stack):
+                anywhere[index] += weight
+
+    def rank(counter: Counter[int]) -> list[dict]:
+        return [{"frame": frame_label(frames[i]), "share": round(w / total, 4)} for i, w in counter.most_common(n)]
+
+    return {"samples": total, "self": rank(own), "total": rank(anywhere)}
+
+
+def top_table(top: dict, title: str) -> str:
+    lines = [f"{title}: {top['samples']:,.0f} samples", "  self time:"]
+    lines += [f"    {row['share'] * 100:5.1f}%  {row['frame']}" for row in top["self"]]
+    return "\n".join(lines)
