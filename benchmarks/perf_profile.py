@@ -2,6 +2,10 @@
 
 The profiled load is a run of its own, after the measured ones: py-spy samples at 200 Hz and
 stops the process for each sample, which would understate the figures of a measured run.
+Only samples of the thread holding the GIL are kept (--gil): the Python code's own CPU, without
+the threads parked in Condition.wait (the log writer) that would otherwise top the list. Time
+spent in granian's Rust code and uvloop without the GIL is not in the file; with the GIL, uvloop's
+compiled loop shows as granian's `_spawn_asgi_lifespan_worker`, the innermost Python frame under it.
 The speedscope file opens at https://www.speedscope.app (or `npx speedscope FILE`).
 """
 
@@ -15,6 +19,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 RATE_HZ = 200
 
@@ -38,8 +43,9 @@ def recording(binary: str, pid: int, seconds: float, path: Path) -> Iterator[Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     log = path.with_suffix(".py-spy.log")
     with log.open("wb") as out:
-        spy = subprocess.Popen([binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                                "--rate", str(RATE_HZ), "--format", "speedscope", "--output", str(path)],
+        # The argv is ours: py-spy found by py_spy_binary, numbers and paths the benchmark made.
+        spy = subprocess.Popen([binary, "record",  # noqa: S603 "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+                                "--rate", str(RATE_HZ), "--gil", "--format", "speedscope", "--output", str(path)],
                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield path
@@ -53,7 +59,7 @@ def recording(binary: str, pid: int, seconds: float, path: Path) -> Iterator[Pat
     log.unlink(missing_ok=True)
 
 
-def frame_label(frame: dict) -> str:
+def frame_label(frame: dict[str, Any]) -> str:
     name = frame.get("name", "?")
     file = frame.get("file") or ""
     # Site-packages paths are long and machine-specific; the package-relative tail names the code.
@@ -74,7 +80,7 @@ def _repo_relative(file: str) -> str:
     return file.removeprefix(root)
 
 
-def top_frames(path: Path, n: int = 10) -> dict:
+def top_frames(path: Path, n: int = 10) -> dict[str, Any]:
     """The `n` frames with most self time (the innermost frame of each sample) and most total
     time (anywhere on the stack), as shares of all samples, over every thread of the profile."""
     data = json.loads(path.read_text("utf-8"))
@@ -82,6 +88,7 @@ def top_frames(path: Path, n: int = 10) -> dict:
     own: Counter[int] = Counter()
     anywhere: Counter[int] = Counter()
     total = 0.0
+    units = {profile.get("unit", "none") for profile in data["profiles"]}
     for profile in data["profiles"]:
         for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
             if not stack:
@@ -91,13 +98,15 @@ def top_frames(path: Path, n: int = 10) -> dict:
             for index in set(stack):
                 anywhere[index] += weight
 
-    def rank(counter: Counter[int]) -> list[dict]:
+    def rank(counter: Counter[int]) -> list[dict[str, Any]]:
         return [{"frame": frame_label(frames[i]), "share": round(w / total, 4)} for i, w in counter.most_common(n)]
 
-    return {"samples": total, "self": rank(own), "total": rank(anywhere)}
+    unit = units.pop() if len(units) == 1 else "mixed"
+    return {"sampled": round(total, 3), "unit": unit, "self": rank(own), "total": rank(anywhere)}
 
 
-def top_table(top: dict, title: str) -> str:
-    lines = [f"{title}: {top['samples']:,.0f} samples", "  self time:"]
+def top_table(top: dict[str, Any], title: str) -> str:
+    unit = "s" if top["unit"] == "seconds" else f" {top['unit']}"
+    lines = [f"{title}: {top['sampled']:,.2f}{unit} sampled holding the GIL", "  self time:"]
     lines += [f"    {row['share'] * 100:5.1f}%  {row['frame']}" for row in top["self"]]
     return "\n".join(lines)

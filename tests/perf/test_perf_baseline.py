@@ -67,13 +67,13 @@ def test_top_frames_of_a_speedscope_profile(tmp_path):
               {"name": "dumps", "file": "/x/lib/python3.11/site-packages/orjson/__init__.py", "line": 1},
               {"name": "write", "file": "/x/lib/python3.11/json/encoder.py", "line": 5}]
     profile = {"shared": {"frames": frames}, "profiles": [
-        {"type": "sampled", "samples": [[0, 1], [0, 1], [0, 2], [0]], "weights": [1, 1, 1, 2]},
-        {"type": "sampled", "samples": [[], [0, 1]], "weights": [5, 2]},
+        {"type": "sampled", "unit": "seconds", "samples": [[0, 1], [0, 1], [0, 2], [0]], "weights": [1, 1, 1, 2]},
+        {"type": "sampled", "unit": "seconds", "samples": [[], [0, 1]], "weights": [5, 2]},
     ]}
     path = tmp_path / "p.speedscope.json"
     path.write_text(json.dumps(profile))
     top = top_frames(path, n=2)
-    assert top["samples"] == 7  # the empty stack (an idle thread) counts for nothing
+    assert (top["sampled"], top["unit"]) == (7, "seconds")  # the empty stack (an idle thread) counts for nothing
     assert top["self"] == [{"frame": "dumps (orjson/__init__.py:1)", "share": round(4 / 7, 4)},
                            {"frame": "handle (service/app.py:10)", "share": round(2 / 7, 4)}]
     assert top["total"][0] == {"frame": "handle (service/app.py:10)", "share": 1.0}
