@@ -1,7 +1,9 @@
 """The scale model's client: an open-loop request rate over several gateways, and what Postgres was doing.
 
 Open loop: request i leaves at start + i / rate whether or not earlier ones have been answered,
-so a slow gateway does not lower the rate it is offered (wrk's closed loop would).
+so a slow gateway does not lower the rate it is offered (wrk's closed loop would). Past
+`max_in_flight` unanswered requests a due request is not sent but counted as shed: a machine that
+cannot keep up shows as a shed count and a lower achieved rate, not as a pile of timeouts.
 """
 
 from __future__ import annotations
@@ -29,16 +31,17 @@ class LoadResult:
     statuses: dict[str, int] = field(default_factory=dict)
     latency_ms: list[float] = field(default_factory=list)
     late_ms_max: float = 0.0  # how far behind schedule the client fell at worst
+    shed: int = 0  # due but not sent: max_in_flight requests were unanswered
 
     def as_json(self) -> dict[str, Any]:
         return {"offered_rate": self.offered_rate, "seconds": round(self.seconds, 2), "sent": self.sent,
                 "ok": self.ok, "achieved_rate": round(self.ok / self.seconds, 1) if self.seconds else 0.0,
                 "statuses": self.statuses, "latency_ms": percentiles(self.latency_ms),
-                "client_late_ms_max": round(self.late_ms_max, 1)}
+                "client_late_ms_max": round(self.late_ms_max, 1), "shed": self.shed}
 
 
 async def drive(urls: list[str], keys: list[str], body: bytes, rate: float, seconds: float, *,
-                seed: int) -> LoadResult:
+                seed: int, max_in_flight: int = 256) -> LoadResult:
     result = LoadResult(rate, seconds)
     rng = random.Random(seed)  # noqa: S311 -- spreads load; nothing secret
     clock = time.perf_counter
@@ -69,6 +72,9 @@ async def drive(urls: list[str], keys: list[str], body: bytes, rate: float, seco
                 await asyncio.sleep(wait)
             else:
                 result.late_ms_max = max(result.late_ms_max, -wait * 1000)
+            if len(tasks) >= max_in_flight:
+                result.shed += 1
+                continue
             task = asyncio.create_task(one(session, rng.choice(urls), rng.choice(keys)))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -109,7 +109,7 @@ def report(results: dict[str, Any]) -> str:
         (f"offered {load['offered_rate']:g} req/s for {load['seconds']:.0f} s: answered {load['ok']:,} "
          f"({load['achieved_rate']:,} req/s), statuses {load['statuses']}, "
          f"p50 {_n(load['latency_ms'].get('p50'))} ms, p99 {_n(load['latency_ms'].get('p99'))} ms; "
-         f"client late by at most {load['client_late_ms_max']} ms"),
+         f"client late by at most {load['client_late_ms_max']} ms, shed {load.get('shed', 0):,}"),
         (f"Postgres used {d['postgres_cores_loaded']} cores, the gateways {d['gateway_cores_loaded']} cores "
          f"({d['gateway_cpu_ms_per_request']} ms CPU a request); {d['commits_per_second_loaded']} commits/s; "
          f"{run['key_changes']} key change notifications; usage rows lost: {d['rows_lost']}"),
