@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--admin-url", help="use this Postgres (an admin URL) instead of a private cluster: "
                    "no per-statement breakdown and no Postgres CPU then")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                   help="print the figures of an earlier run's results file again, and run nothing")
     args = p.parse_args(argv)
     if min(args.instances, args.workers, args.tenants, args.keys) < 1 or args.rate <= 0 or args.duration <= 0:
         p.error("--instances, --workers, --tenants, --keys, --rate and --duration must be positive")
@@ -229,6 +231,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        earlier = json.loads(args.report.read_text("utf-8"))
+        earlier["derived"] = derive(earlier["run"])
+        print(report(earlier))
+        return 0
     signal.signal(signal.SIGTERM, _interrupt)
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

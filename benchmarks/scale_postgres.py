@@ -32,8 +32,9 @@ from benchmarks.perf_upstream import free_port
 CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ledger writes", re.compile(r"usage_incoming|usage_events|usage_daily|tenant_spend_hourly|^COPY", re.IGNORECASE)),
     ("quota leases (rate limits, budgets)", re.compile(r"switchyard_quota_", re.IGNORECASE)),
-    ("budget rules", re.compile(r"\bbudgets\b", re.IGNORECASE)),
+    # A key's load joins its tenant, project and budget rules: one lookup, so it counts here.
     ("key cache (auth lookups, LISTEN)", re.compile(r"api_keys|\bLISTEN\b|\btenants\b|\bprojects\b", re.IGNORECASE)),
+    ("budget rules", re.compile(r"\bbudgets\b", re.IGNORECASE)),
     ("pool and health checks", re.compile(r"^(SELECT 1|SELECT \$1|RESET ALL|SET |BEGIN|COMMIT|ROLLBACK|"
                                           r"SELECT pg_advisory_unlock_all|CLOSE ALL|UNLISTEN)", re.IGNORECASE)),
 )

@@ -15,6 +15,8 @@ from benchmarks.scale_report import derive, report
     ("SELECT switchyard_quota_settle($1, $2, $3, $4, $5, $6)", "quota leases (rate limits, budgets)"),
     ("SELECT granted, remaining FROM switchyard_quota_lease($1, $2)", "quota leases (rate limits, budgets)"),
     ("SELECT k.id AS key_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id", "key cache (auth lookups, LISTEN)"),
+    ("SELECT k.id, (SELECT json_agg(b) FROM budgets b) FROM api_keys k", "key cache (auth lookups, LISTEN)"),
+    ("SELECT id, limit_usd FROM budgets WHERE tenant_id = $1", "budget rules"),
     ("RESET ALL", "pool and health checks"),
     ("SELECT pg_advisory_unlock_all()", "pool and health checks"),
     ("WITH due AS (SELECT id FROM alert_deliveries)", OTHER),
