@@ -44,9 +44,9 @@ def recording(binary: str, pid: int, seconds: float, path: Path) -> Iterator[Pat
     log = path.with_suffix(".py-spy.log")
     with log.open("wb") as out:
         # The argv is ours: py-spy found by py_spy_binary, numbers and paths the benchmark made.
-        spy = subprocess.Popen([binary, "record",  # noqa: S603 "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                                "--rate", str(RATE_HZ), "--gil", "--format", "speedscope", "--output", str(path)],
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = [binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+                "--rate", str(RATE_HZ), "--gil", "--format", "speedscope", "--output", str(path)]
+        spy = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
     try:
         yield path
         spy.wait(seconds + 30)

@@ -6,6 +6,8 @@ import http.client
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from benchmarks.perf import QUICK, parse_args
 from benchmarks.perf_bare import BareServer, bare_environment
-from benchmarks.perf_profile import top_frames, top_table
+from benchmarks.perf_profile import py_spy_binary, recording, top_frames, top_table
 from benchmarks.perf_report import evaluate, summarise, table
 from benchmarks.perf_upstream import Nginx, request_bytes
 
@@ -78,6 +80,22 @@ def test_top_frames_of_a_speedscope_profile(tmp_path):
                            {"frame": "handle (service/app.py:10)", "share": round(2 / 7, 4)}]
     assert top["total"][0] == {"frame": "handle (service/app.py:10)", "share": 1.0}
     assert "57.1%  dumps" in top_table(top, "t")
+
+
+def test_py_spy_records_a_busy_python_process(tmp_path):
+    busy = subprocess.Popen([sys.executable, "-c", "def spin():\n    while True:\n        sum(range(1000))\nspin()"])
+    try:
+        path = tmp_path / "busy.speedscope.json"
+        with recording(py_spy_binary(None), busy.pid, 1, path):
+            pass
+        top = top_frames(path)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert top["unit"] == "seconds"
+    assert top["sampled"] > 0.5
+    assert {row["frame"].split(" ")[0] for row in top["total"]} >= {"<module>", "spin"}
+    assert any(row["frame"].startswith("spin") for row in top["self"])
 
 
 @pytest.mark.skipif(not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")),
