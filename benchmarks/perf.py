@@ -33,8 +33,9 @@ import signal
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks.perf_bare import BareServer, bare_environment
 from benchmarks.perf_gateway import (
@@ -146,8 +147,14 @@ class Bench:
         else:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    def _nginx(self) -> Nginx:
+        if self.nginx is None:
+            raise RuntimeError("the benchmark is not open: nginx has not been started")
+        return self.nginx
+
     def upstream_url(self, mode: str) -> str:
-        return self.nginx.sse_url if mode == "stream" else self.nginx.json_url
+        nginx = self._nginx()
+        return nginx.sse_url if mode == "stream" else nginx.json_url
 
     # ---- the upstream reached directly ------------------------------------------------------
     def direct(self, mode: str) -> dict:
@@ -268,7 +275,7 @@ class Bench:
         out["ledger"] = self.finish_gateway(gateway, data_dir, sent, answered, rows_before)
         return out
 
-    def profile(self, server: Gateway, name: str, mode: str) -> tuple[WrkResult, dict]:
+    def profile(self, server: Gateway, name: str, mode: str) -> tuple[WrkResult, dict[str, Any]]:
         """An extra loaded run with py-spy on one worker; not part of the measured figures."""
         seconds = self.args.profile_seconds
         worker = next(pid for pid in server.pids if pid != server.process.pid)
@@ -281,7 +288,7 @@ class Bench:
         return result, figures
 
     # ---- the bare pass-through ----------------------------------------------------------------
-    def bare(self, mode: str) -> dict:
+    def bare(self, mode: str) -> dict[str, Any]:
         """The same loads through a featureless Litestar + granian + aiohttp relay: Switchyard's floor."""
         a = self.args
         server = BareServer(self.run_dir, f"bare-{mode}", bare_environment(self.upstream_url(mode),
@@ -289,12 +296,15 @@ class Bench:
         self.stack.callback(server.stop, 10)
         log(f"starting the bare pass-through for {mode}: granian --workers {a.workers}")
         server.start()
-        expected = self.nginx.bodies.stream if mode == "stream" else self.nginx.bodies.completion
+        bodies = self._nginx().bodies
+        if bodies is None:
+            raise RuntimeError("nginx has no canned bodies: it was not started")
+        expected = bodies.stream if mode == "stream" else bodies.completion
         status, _, content = request(server.url, "POST", CHAT, request_bytes(mode == "stream"),
                                      {"Content-Type": "application/json"})
         if status != 200 or content != expected:
             raise RuntimeError(f"the bare pass-through answered {status}, not the upstream's bytes: {content[:300]!r}")
-        out: dict = {}
+        out: dict[str, Any] = {}
         try:
             log(f"bare {mode}: warm-up, {a.warmup:g} s")
             self.load(server, mode, a.connections, a.warmup)
@@ -334,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A plain `kill` cleans up like Ctrl+C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     results: dict = {
         "started_at": started.isoformat(timespec="seconds"),
@@ -385,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         bench.close()
-    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     path = write_results(results, args.output_dir, stamp)
     print()
     print(f"Switchyard performance, {results['started_at']}: {args.workers} gateway workers, "

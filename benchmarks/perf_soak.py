@@ -50,14 +50,14 @@ def run_soak(bench: Bench, minutes: float, stream: bool, log: Callable[[str], No
 
 def soak_table(soak: dict) -> str:
     lines = [
-        f"soak: {soak['minutes']} min, {'stream' if soak['stream'] else 'non-stream'}, "
-        f"{soak['connections']} connections, {_fmt(soak['rps'], 0)} req/s",
-        f"  RSS start {_fmt(soak['rss_start_mib'], 1)} MiB, end {_fmt(soak['rss_end_mib'], 1)} MiB, "
-        f"peak {_fmt(soak['peak_rss_mib'], 1)} MiB (PSS {_fmt(soak.get('peak_pss_mib'), 1)} MiB)",
-        f"  RSS slope, whole run: {_fmt(soak['slope_mib_per_hour'], 2)} MiB/hour; "
-        f"second half: {_fmt(soak['slope_second_half_mib_per_hour'], 2)} MiB/hour",
+        (f"soak: {soak['minutes']} min, {'stream' if soak['stream'] else 'non-stream'}, "
+        f"{soak['connections']} connections, {_fmt(soak['rps'], 0)} req/s"),
+        (f"  RSS start {_fmt(soak['rss_start_mib'], 1)} MiB, end {_fmt(soak['rss_end_mib'], 1)} MiB, "
+        f"peak {_fmt(soak['peak_rss_mib'], 1)} MiB (PSS {_fmt(soak.get('peak_pss_mib'), 1)} MiB)"),
+        (f"  RSS slope, whole run: {_fmt(soak['slope_mib_per_hour'], 2)} MiB/hour; "
+        f"second half: {_fmt(soak['slope_second_half_mib_per_hour'], 2)} MiB/hour"),
         f"  {soak['flat']}: memory flat (second-half slope <= {soak['flat_limit_mib_per_hour']:g} MiB/hour)",
-        f"  requests sent {_fmt(soak['ledger']['requests_sent'])}, usage rows {_fmt(soak['ledger']['rows'])}, "
-        f"lost {_fmt(soak['ledger']['lost'])}",
+        (f"  requests sent {_fmt(soak['ledger']['requests_sent'])}, usage rows {_fmt(soak['ledger']['rows'])}, "
+        f"lost {_fmt(soak['ledger']['lost'])}"),
     ]
     return "\n".join(lines)

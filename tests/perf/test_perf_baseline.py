@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,12 +21,12 @@ from benchmarks.perf_report import evaluate, summarise, table
 from benchmarks.perf_upstream import Nginx, request_bytes
 
 
-def _figures(rps: float, p50_c1: float, cpu_ms: float) -> dict:
+def _figures(rps: float, p50_c1: float, cpu_ms: float) -> dict[str, Any]:
     return {"c32": {"rps": rps, "cpu_ms_per_request": cpu_ms, "cores_used": {"other": 0.1}},
             "c1": {"latency_ms": {"p50": p50_c1}}}
 
 
-def test_switchyard_is_reported_against_the_bare_pass_through():
+def test_switchyard_is_reported_against_the_bare_pass_through() -> None:
     direct = {"c32": {"rps": 40000.0}, "c1": {"latency_ms": {"p50": 0.05}}}
     gateway_json = {**_figures(3000.0, 1.2, 0.5), "ledger": {"lost": 0}}
     gateway_stream = {**_figures(700.0, 2.0, 2.0), "ledger": {"lost": 0}, "ttft": {"ttft_ms": {"p50": 1.9}}}
@@ -50,7 +51,7 @@ def test_switchyard_is_reported_against_the_bare_pass_through():
     assert "(target >= 0.75)" in printed
 
 
-def test_quick_shortens_only_what_was_not_given():
+def test_quick_shortens_only_what_was_not_given() -> None:
     args = parse_args(["--quick", "--duration", "9"])
     assert args.duration == 9
     assert args.single_duration == QUICK["single_duration"]
@@ -58,12 +59,12 @@ def test_quick_shortens_only_what_was_not_given():
     assert parse_args([]).duration == 15
 
 
-def test_py_spy_binary_implies_profile():
+def test_py_spy_binary_implies_profile() -> None:
     assert parse_args(["--py-spy", "/usr/bin/py-spy"]).profile
     assert not parse_args([]).profile
 
 
-def test_top_frames_of_a_speedscope_profile(tmp_path):
+def test_top_frames_of_a_speedscope_profile(tmp_path: Path) -> None:
     root = str(Path(__file__).resolve().parent.parent.parent)
     frames = [{"name": "handle", "file": f"{root}/service/app.py", "line": 10},
               {"name": "dumps", "file": "/x/lib/python3.11/site-packages/orjson/__init__.py", "line": 1},
@@ -82,7 +83,7 @@ def test_top_frames_of_a_speedscope_profile(tmp_path):
     assert "57.1%  dumps" in top_table(top, "t")
 
 
-def test_py_spy_records_a_busy_python_process(tmp_path):
+def test_py_spy_records_a_busy_python_process(tmp_path: Path) -> None:
     busy = subprocess.Popen([sys.executable, "-c", "def spin():\n    while True:\n        sum(range(1000))\nspin()"])
     try:
         path = tmp_path / "busy.speedscope.json"
@@ -100,14 +101,16 @@ def test_py_spy_records_a_busy_python_process(tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")),
                     reason="nginx comes from scripts/bench-deps.sh")
-def test_bare_pass_through_answers_the_upstreams_bytes():
+def test_bare_pass_through_answers_the_upstreams_bytes() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="switchyard-bare-test-"))
     run_dir.chmod(0o755)
     nginx = Nginx(run_dir / "nginx")
     try:
-        nginx.start()
-        for url, stream, expected in ((nginx.json_url, False, nginx.bodies.completion),
-                                      (nginx.sse_url, True, nginx.bodies.stream)):
+        bodies = nginx.start().bodies
+        if bodies is None:
+            pytest.fail("nginx started without its canned bodies")
+        for url, stream, expected in ((nginx.json_url, False, bodies.completion),
+                                      (nginx.sse_url, True, bodies.stream)):
             server = BareServer(run_dir, f"bare-{stream}", bare_environment(url, "k"), 1).start()
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
@@ -115,7 +118,7 @@ def test_bare_pass_through_answers_the_upstreams_bytes():
                              headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
                 assert response.status == 200
-                assert response.getheader("content-type").startswith(
+                assert response.getheader("content-type", "").startswith(
                     "text/event-stream" if stream else "application/json")
                 assert response.read() == expected
                 conn.close()

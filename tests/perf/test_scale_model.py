@@ -21,11 +21,11 @@ from benchmarks.scale_report import derive, report
     ("SELECT pg_advisory_unlock_all()", "pool and health checks"),
     ("WITH due AS (SELECT id FROM alert_deliveries)", OTHER),
 ])
-def test_statements_are_sorted_into_the_gateways_parts(query, part):
+def test_statements_are_sorted_into_the_gateways_parts(query: str, part: str) -> None:
     assert categorise(query) == part
 
 
-def test_harness_queries_run_as_their_own_role_on_a_private_cluster():
+def test_harness_queries_run_as_their_own_role_on_a_private_cluster() -> None:
     url = "postgresql://postgres@127.0.0.1:5999/db"
     assert harness_url(url, object()) == "postgresql://scale_harness@127.0.0.1:5999/db"  # type: ignore[arg-type]
     assert harness_url(url, None) == url
@@ -44,7 +44,7 @@ def _snapshot(cpu: float, commits: float, settles: float, copies: float, rows: f
     )
 
 
-def test_per_thousand_requests_removes_what_the_idle_window_cost():
+def test_per_thousand_requests_removes_what_the_idle_window_cost() -> None:
     idle = _snapshot(2.0, 120.0, 100.0, 0.0, 0.0).minus(_snapshot(1.0, 20.0, 0.0, 0.0, 0.0))
     idle.update(seconds=10.0, harness_transactions=0)
     # 20 s loaded: the idle rate (10 settles/s, 10 commits/s, 0.1 CPU s/s) for 20 s, plus the requests' own.
@@ -65,7 +65,7 @@ def test_per_thousand_requests_removes_what_the_idle_window_cost():
     assert d["rows_lost"] == 0
 
 
-def test_report_is_markdown_with_every_figure():
+def test_report_is_markdown_with_every_figure() -> None:
     idle = _snapshot(1.0, 10.0, 10.0, 0.0, 0.0).minus(_snapshot(1.0, 0.0, 0.0, 0.0, 0.0))
     idle.update(seconds=5.0)
     loaded = _snapshot(2.0, 100.0, 10.0, 10.0, 100.0).minus(_snapshot(1.0, 0.0, 0.0, 0.0, 0.0))
