@@ -37,17 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.perf_bare import BareServer, bare_environment
-from benchmarks.perf_gateway import (
-    FAKE_BASETEN_KEY,
-    Database,
-    Gateway,
-    gateway_environment,
-    preflight,
-    request,
-    scrape_counter,
-    spilled_rows,
-)
+from benchmarks.perf_baseline import run_bare
+from benchmarks.perf_gateway import Database, Gateway, gateway_environment, preflight, scrape_counter, spilled_rows
 from benchmarks.perf_procs import (
     TreeSampler,
     children_cpu_seconds,
@@ -289,39 +280,7 @@ class Bench:
 
     # ---- the bare pass-through ----------------------------------------------------------------
     def bare(self, mode: str) -> dict[str, Any]:
-        """The same loads through a featureless Litestar + granian + aiohttp relay: Switchyard's floor."""
-        a = self.args
-        server = BareServer(self.run_dir, f"bare-{mode}", bare_environment(self.upstream_url(mode),
-                                                                            FAKE_BASETEN_KEY), a.workers)
-        self.stack.callback(server.stop, 10)
-        log(f"starting the bare pass-through for {mode}: granian --workers {a.workers}")
-        server.start()
-        bodies = self._nginx().bodies
-        if bodies is None:
-            raise RuntimeError("nginx has no canned bodies: it was not started")
-        expected = bodies.stream if mode == "stream" else bodies.completion
-        status, _, content = request(server.url, "POST", CHAT, request_bytes(mode == "stream"),
-                                     {"Content-Type": "application/json"})
-        if status != 200 or content != expected:
-            raise RuntimeError(f"the bare pass-through answered {status}, not the upstream's bytes: {content[:300]!r}")
-        out: dict[str, Any] = {}
-        try:
-            log(f"bare {mode}: warm-up, {a.warmup:g} s")
-            self.load(server, mode, a.connections, a.warmup)
-            for label, conns, seconds in (("c32", a.connections, a.duration), ("c1", 1, a.single_duration)):
-                log(f"bare {mode}: {conns} connection(s), {seconds:g} s")
-                result, out[label] = self.load(server, mode, conns, seconds)
-                if result.failed:
-                    raise RuntimeError(f"the bare pass-through failed {result.failed} requests: {result.errors}")
-            if mode == "stream":
-                log(f"bare stream: time to first byte, {a.ttft_requests} requests")
-                out["ttft"] = measure_ttft(server.url + CHAT, request_bytes(stream=True), None,
-                                           a.ttft_requests).as_json()
-            if a.profile:
-                _, out["profile"] = self.profile(server, "bare", mode)
-        finally:
-            server.stop()
-        return out
+        return run_bare(self, mode, log)
 
     # ---- the stand-ins: a model's pace, and the marketplace routes ------------------------------
     def standins(self) -> dict:

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 from litestar import Litestar, Request, get, post
 from litestar.datastructures import State
 from litestar.response import Response, Stream
-
-from benchmarks.perf_gateway import Gateway
 
 UPSTREAM_ENV = "BARE_UPSTREAM_URL"
 KEY_ENV = "BARE_UPSTREAM_KEY"
@@ -97,23 +93,6 @@ def serve(host: str, port: int, workers: int) -> None:
         log_access=False,
         backlog=2048,
     ).serve()
-
-
-class BareServer(Gateway):
-    """The pass-through in its own process tree, started, probed and stopped like the gateway."""
-
-    def command(self, host: str, port: int) -> list[str]:
-        return [sys.executable, "-m", "benchmarks.perf_bare", "--host", host, "--port", str(port),
-                "--workers", str(self.workers)]
-
-
-def bare_environment(upstream_url: str, key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHYARD_", "BARE_"))}
-    # granian's workers import this module by name: the repository root must be on their path.
-    root = str(Path(__file__).resolve().parent.parent)
-    env.update({UPSTREAM_ENV: upstream_url, KEY_ENV: key,
-                "PYTHONPATH": os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))})
-    return env
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from benchmarks.perf import QUICK, parse_args
-from benchmarks.perf_bare import BareServer, bare_environment
+from benchmarks.perf_baseline import BareServer, bare_environment
 from benchmarks.perf_profile import py_spy_binary, recording, top_frames, top_table
 from benchmarks.perf_report import evaluate, summarise, table
 from benchmarks.perf_upstream import Nginx, request_bytes
