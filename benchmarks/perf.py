@@ -3,13 +3,22 @@
 One command, one run, every figure from that run:
   1. a fresh migrated database with one tenant key, and nginx serving canned Baseten answers
      (perf_upstream.py explains the two ports);
-  2. the upstream measured directly with wrk (1 and 32 connections) and, for streams, a
+  2. for non-stream and then stream, each mode's three servers back to back (the machine's load
+     drifts, so the figures compared are taken minutes apart at most):
+     the upstream measured directly with wrk (1 and 32 connections) and, for streams, a
      time-to-first-byte client;
-  3. for non-stream and then stream: `switchyard serve --workers N` pointed at the matching
+     the bare pass-through (benchmarks/perf_bare.py: Litestar + granian + aiohttp, the same
+     workers, no features) under the same loads, the floor Switchyard is compared with;
+     `switchyard serve --workers N` pointed at the matching
      nginx port (auth, metering, metrics on), a checked preflight request, a warm-up, wrk at 32
      connections and at 1, CPU and RSS of the gateway's processes, then a graceful stop (the usage
      writer drains) and the ledger counted against the requests sent;
-  4. the table, targets with PASS/FAIL, and benchmarks/results/perf-<timestamp>.json.
+  3. the table (Switchyard against the bare pass-through as ratios and differences), targets
+     with PASS/FAIL, and benchmarks/results/perf-<timestamp>.json.
+
+`--quick` shortens every phase and skips the stand-ins (a comparison in about two minutes);
+`--only json|stream` picks one mode. `--profile` adds, after the measured runs, a loaded run with
+py-spy on one worker of each server, writing speedscope files beside the results.
 
 `--soak MINUTES` instead holds load for that long and reports whether memory stays flat.
 Every process the benchmark starts is stopped on exit, Ctrl+C and SIGTERM included.
@@ -19,22 +28,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
-import os
-import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from benchmarks.perf_baseline import run_bare
 from benchmarks.perf_gateway import Database, Gateway, gateway_environment, preflight, scrape_counter, spilled_rows
-from benchmarks.perf_procs import (TreeSampler, children_cpu_seconds, cpu_seconds, descendants,
-                                   machine_busy_seconds, rss_kib, slope_per_minute)
-from benchmarks.perf_report import MIB, evaluate, soak_table, summarise, table, write_results
+from benchmarks.perf_procs import (
+    TreeSampler,
+    children_cpu_seconds,
+    cpu_seconds,
+    descendants,
+    machine_busy_seconds,
+    rss_kib,
+)
+from benchmarks.perf_profile import py_spy_binary, recording, top_frames, top_table
+from benchmarks.perf_report import MIB, evaluate, machine, summarise, table, write_results
+from benchmarks.perf_soak import run_soak, soak_table
 from benchmarks.perf_standins import run_standins, standins_table
 from benchmarks.perf_ttft import measure_ttft
 from benchmarks.perf_upstream import Nginx, request_bytes
@@ -42,7 +57,9 @@ from benchmarks.perf_wrk import Wrk, WrkResult
 
 CHAT = "/v1/chat/completions"
 RESULTS_DIR = Path(__file__).parent / "results"
-FLAT_LIMIT_MIB_PER_HOUR = 30.0
+# --quick: every phase short, no stand-ins; only options left at their defaults are changed.
+QUICK = {"duration": 6.0, "single_duration": 5.0, "direct_duration": 2.0, "warmup": 2.0, "ttft_requests": 150,
+         "standin_duration": 0.0}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,9 +79,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--soak", type=float, metavar="MINUTES", help="hold load for MINUTES and report RSS drift")
     p.add_argument("--soak-stream", action="store_true", help="soak with streams instead of non-stream")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
-    p.add_argument("--py-spy", metavar="BINARY", help="a py-spy binary (not a project dependency): record one "
-                   "gateway worker during each 32-connection run, as a flame graph beside the results")
+    p.add_argument("--quick", action="store_true", help="short phases, no stand-ins: one comparison in minutes")
+    p.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare pass-through")
+    p.add_argument("--profile", action="store_true", help="py-spy on one worker of each server during an extra "
+                   "loaded run; speedscope files and the top self-time frames in the results")
+    p.add_argument("--profile-seconds", type=float, default=10, help="seconds of each profiled run (default 10)")
+    p.add_argument("--py-spy", metavar="BINARY", help="the py-spy to use for --profile (default: the venv's)")
     args = p.parse_args(argv)
+    if args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
+    args.profile = args.profile or bool(args.py_spy)
     if args.connections < 1 or args.workers < 1 or args.ttft_requests < 1:
         p.error("--connections, --workers and --ttft-requests must be at least 1")
     if args.soak is not None and args.soak <= 0:
@@ -112,8 +138,14 @@ class Bench:
         else:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    def _nginx(self) -> Nginx:
+        if self.nginx is None:
+            raise RuntimeError("the benchmark is not open: nginx has not been started")
+        return self.nginx
+
     def upstream_url(self, mode: str) -> str:
-        return self.nginx.sse_url if mode == "stream" else self.nginx.json_url
+        nginx = self._nginx()
+        return nginx.sse_url if mode == "stream" else nginx.json_url
 
     # ---- the upstream reached directly ------------------------------------------------------
     def direct(self, mode: str) -> dict:
@@ -209,10 +241,7 @@ class Bench:
             out: dict = {}
             for label, conns, seconds in (("c32", a.connections, a.duration), ("c1", 1, a.single_duration)):
                 log(f"gateway {mode}: {conns} connection(s), {seconds:g} s")
-                with self.profiled(gateway, mode, seconds if label == "c32" else 0) as profile:
-                    result, out[label] = self.load(gateway, mode, conns, seconds)
-                if profile is not None and profile.exists():
-                    out[label]["profile"] = str(profile)
+                result, out[label] = self.load(gateway, mode, conns, seconds)
                 sent, failed = sent + result.sent, failed + result.failed
                 answered += result.requests - result.failed
             if mode == "stream":
@@ -221,6 +250,10 @@ class Bench:
                 out["ttft"] = ttft.as_json()
                 sent, failed = sent + ttft.requests, failed + ttft.errors
                 answered += ttft.requests - ttft.errors
+            if a.profile:
+                result, out["profile"] = self.profile(gateway, "switchyard", mode)
+                sent, failed = sent + result.sent, failed + result.failed
+                answered += result.requests - result.failed
             hwm = rss_kib(gateway.pids)
         finally:
             sampler.stop()
@@ -233,63 +266,25 @@ class Bench:
         out["ledger"] = self.finish_gateway(gateway, data_dir, sent, answered, rows_before)
         return out
 
-    @contextlib.contextmanager
-    def profiled(self, gateway: Gateway, mode: str, seconds: float):
-        """py-spy on one worker for the run's duration; yields the flame graph's path (or None)."""
-        if not self.args.py_spy or seconds <= 0:
-            yield None
-            return
-        workers = [pid for pid in gateway.pids if pid != gateway.process.pid]
-        self.args.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.args.output_dir.resolve() / f"perf-{self.stamp}-{mode}.svg"
-        spy = subprocess.Popen([self.args.py_spy, "record", "--pid", str(workers[0]), "--duration",
-                                str(max(1, round(seconds) - 1)), "--rate", "200", "--format", "flamegraph",
-                                "--output", str(path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            yield path
-            spy.wait(30)
-        finally:
-            if spy.poll() is None:
-                spy.kill()
-                spy.wait(5)
+    def profile(self, server: Gateway, name: str, mode: str) -> tuple[WrkResult, dict[str, Any]]:
+        """An extra loaded run with py-spy on one worker; not part of the measured figures."""
+        seconds = self.args.profile_seconds
+        worker = next(pid for pid in server.pids if pid != server.process.pid)
+        path = self.args.output_dir.resolve() / f"profile-{self.stamp}-{name}-{mode}.speedscope.json"
+        log(f"{name} {mode}: py-spy on worker {worker}, {self.args.connections} connections, {seconds:g} s")
+        with recording(py_spy_binary(self.args.py_spy), worker, seconds, path):
+            result, figures = self.load(server, mode, self.args.connections, seconds + 1)
+        figures["file"] = str(path)
+        figures["top"] = top_frames(path)
+        return result, figures
+
+    # ---- the bare pass-through ----------------------------------------------------------------
+    def bare(self, mode: str) -> dict[str, Any]:
+        return run_bare(self, mode, log)
 
     # ---- the stand-ins: a model's pace, and the marketplace routes ------------------------------
     def standins(self) -> dict:
         return run_standins(self.db, self.run_dir, self.args, self.stack, log)
-
-    # ---- soak -----------------------------------------------------------------------------------
-    def soak(self, minutes: float, stream: bool) -> dict:
-        mode = "stream" if stream else "json"
-        rows_before = self.db.usage_rows()
-        gateway, data_dir = self.start_gateway(mode)
-        sampler = TreeSampler(gateway.process.pid, interval=10.0).start()
-        try:
-            log(f"soak: {self.args.connections} connections for {minutes:g} min, RSS every 10 s")
-            result, figures = self.load(gateway, mode, self.args.connections, minutes * 60)
-        finally:
-            samples = sampler.stop()
-        half = samples[len(samples) // 2:]
-        slope = slope_per_minute(samples) * 60 / MIB
-        slope_half = slope_per_minute(half) * 60 / MIB
-        return {
-            "minutes": minutes,
-            "stream": stream,
-            "connections": self.args.connections,
-            "rps": round(result.rps, 1),
-            "load": figures,
-            "samples": [{"t_s": round(s.t, 1), "rss_mib": round(s.rss_kib / MIB, 2)} for s in samples],
-            "rss_start_mib": round(samples[0].rss_kib / MIB, 1) if samples else None,
-            "rss_end_mib": round(samples[-1].rss_kib / MIB, 1) if samples else None,
-            "peak_rss_mib": round(sampler.peak_kib / MIB, 1),
-            "peak_pss_mib": round(sampler.peak_pss_kib / MIB, 1),
-            "slope_mib_per_hour": round(slope, 2),
-            "slope_second_half_mib_per_hour": round(slope_half, 2),
-            "flat_limit_mib_per_hour": FLAT_LIMIT_MIB_PER_HOUR,
-            "flat": "PASS" if slope_half <= FLAT_LIMIT_MIB_PER_HOUR else "FAIL",
-            "ledger": self.finish_gateway(gateway, data_dir, 1 + result.sent, 1 + result.requests - result.failed,
-                                          rows_before),
-        }
 
 
 def _number(value: float) -> int:
@@ -300,37 +295,6 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _version(command: list[str]) -> str | None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (done.stdout or done.stderr).strip().splitlines()
-    return text[0] if text else None
-
-
-def machine() -> dict:
-    cpu = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    packages = {}
-    for name in ("granian", "litestar", "httpx", "httpx-aiohttp", "aiohttp", "uvloop", "asyncpg", "orjson"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            packages[name] = importlib.metadata.version(name)
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "packages": packages,
-        "nginx": _version(["nginx", "-v"]),
-        "wrk": _version(["wrk", "-v"]),
-    }
-
-
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -339,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A plain `kill` cleans up like Ctrl+C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     results: dict = {
         "started_at": started.isoformat(timespec="seconds"),
@@ -359,13 +323,18 @@ def main(argv: list[str] | None = None) -> int:
                        "one gateway run per mode, each pointed at its port",
         }
         if args.soak is not None:
-            soak = bench.soak(args.soak, args.soak_stream)
+            soak = run_soak(bench, args.soak, args.soak_stream, log)
             results["soak"] = soak
             report = soak_table(soak)
         else:
             modes = [args.only] if args.only else ["json", "stream"]
-            results["direct"] = {mode: bench.direct(mode) for mode in modes}
-            results["gateway"] = {mode: bench.gateway(mode) for mode in modes}
+            for part in ("direct", "bare", "gateway"):
+                results[part] = {}
+            for mode in modes:
+                results["direct"][mode] = bench.direct(mode)
+                if args.bare:
+                    results["bare"][mode] = bench.bare(mode)
+                results["gateway"][mode] = bench.gateway(mode)
             if not args.only and args.standin_duration > 0:
                 results["standins"] = bench.standins()
             results["summary"] = summarise(results)
@@ -373,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
             report = table(results["summary"], results["targets"])
             if "standins" in results:
                 report += "\n\n" + standins_table(results["standins"])
+            for part in ("bare", "gateway"):
+                for mode, figures in results[part].items():
+                    if "profile" in figures:
+                        report += "\n\n" + top_table(figures["profile"]["top"], f"py-spy, {part} {mode} worker "
+                                                       f"({figures['profile']['file']})")
         bench.failed = False
     except KeyboardInterrupt:
         log("interrupted: stopping everything the benchmark started")
@@ -380,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         bench.close()
-    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     path = write_results(results, args.output_dir, stamp)
     print()
     print(f"Switchyard performance, {results['started_at']}: {args.workers} gateway workers, "

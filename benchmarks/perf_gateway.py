@@ -70,12 +70,15 @@ class Gateway:
             return []
         return descendants(self.process.pid)
 
+    def command(self, host: str, port: int) -> list[str]:
+        return _command(host, port, self.workers)
+
     def start(self, timeout: float = 60.0) -> Gateway:
         self.port = free_port()
         log = open(self.log_path, "wb")
         try:
             self.process = subprocess.Popen(
-                _command("127.0.0.1", self.port, self.workers), env=self.env, stdout=log,
+                self.command("127.0.0.1", self.port), env=self.env, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 cwd=str(Path(__file__).resolve().parent.parent),
             )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import math
+import os
+import platform
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,10 @@ TARGETS = (
     Target("streams/s at 32 connections", ("stream", "rps_c32"), ">=", 500, "streams/s"),
     Target("stream added TTFT p50 at 1 connection", ("stream", "added_ttft_p50_ms"), "<=", 2.0, "ms"),
     Target("usage rows lost (both runs)", ("rows_lost",), "==", 0, "rows"),
+    # Issue 16: the share of the bare pass-through's throughput kept, and the latency added to it.
+    Target("non-stream requests/s at 32 conn, share of bare", ("json", "rps_vs_bare"), ">=", 0.75, "x"),
+    Target("non-stream p50 at 1 conn above bare", ("json", "p50_c1_above_bare_ms"), "<=", 0.25, "ms"),
+    Target("streams/s at 32 conn, share of bare", ("stream", "rps_vs_bare"), ">=", 0.75, "x"),
 )
 
 
@@ -52,7 +61,11 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 4)
 
 
-def summarise(results: dict) -> dict:
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of each mode from the raw phase results."""
     summary: dict[str, Any] = {}
     lost_total = 0
@@ -90,6 +103,18 @@ def summarise(results: dict) -> dict:
             s["ttft_p99_ms"] = _get(gw, "ttft", "ttft_ms", "p99")
             s["direct_ttft_p50_ms"] = _get(direct, "ttft", "ttft_ms", "p50")
             s["added_ttft_p50_ms"] = _diff(s["ttft_p50_ms"], s["direct_ttft_p50_ms"])
+        bare = _get(results, "bare", mode)
+        if bare is not None:
+            s["bare_rps_c32"] = _get(bare, "c32", "rps")
+            s["rps_vs_bare"] = _ratio(s["rps_c32"], s["bare_rps_c32"])
+            s["bare_p50_c1_ms"] = _get(bare, "c1", "latency_ms", "p50")
+            s["p50_c1_above_bare_ms"] = _diff(s["p50_c1_ms"], s["bare_p50_c1_ms"])
+            s["bare_cpu_ms_per_request_c32"] = _get(bare, "c32", "cpu_ms_per_request")
+            s["cpu_vs_bare"] = _ratio(s["cpu_ms_per_request_c32"], s["bare_cpu_ms_per_request_c32"])
+            s["bare_other_cores_c32"] = _get(bare, "c32", "cores_used", "other")
+            if mode == "stream":
+                s["bare_ttft_p50_ms"] = _get(bare, "ttft", "ttft_ms", "p50")
+                s["ttft_above_bare_ms"] = _diff(s["ttft_p50_ms"], s["bare_ttft_p50_ms"])
         lost_total += s["rows_lost"] or 0
         summary[mode] = s
     summary["rows_lost"] = lost_total
@@ -117,6 +142,20 @@ def _fmt(value: Any, digits: int = 2) -> str:
         return f"{value:,}"
     return str(value)
 
+
+# Switchyard against the bare pass-through: the figures issue 16 sets targets on.
+BARE_ROWS = (
+    ("requests/s at 32 conn: Switchyard", "rps_c32", 0),
+    ("requests/s at 32 conn: bare pass-through", "bare_rps_c32", 0),
+    ("  Switchyard / bare", "rps_vs_bare", 3),
+    ("p50 at 1 conn (ms): Switchyard", "p50_c1_ms", 3),
+    ("p50 at 1 conn (ms): bare pass-through", "bare_p50_c1_ms", 3),
+    ("  Switchyard - bare (ms)", "p50_c1_above_bare_ms", 3),
+    ("TTFT p50 (ms): bare pass-through", "bare_ttft_p50_ms", 3),
+    ("  Switchyard - bare (ms)", "ttft_above_bare_ms", 3),
+    ("CPU ms/request at 32 conn: bare", "bare_cpu_ms_per_request_c32", 3),
+    ("  Switchyard / bare", "cpu_vs_bare", 2),
+)
 
 ROWS = (
     ("requests/s, 32 connections", "rps_c32", 0),
@@ -148,39 +187,33 @@ ROWS = (
 )
 
 
-def table(summary: dict, targets: list[dict]) -> str:
-    width = max(len(label) for label, _, _ in ROWS) + 2
+def _rows(summary: dict[str, Any], rows: tuple[tuple[str, str, int], ...], width: int) -> list[str]:
     lines = [f"{'':<{width}}{'non-stream':>14}{'stream':>14}", "-" * (width + 28)]
-    for label, key, digits in ROWS:
+    for label, key, digits in rows:
         a = _get(summary, "json", key)
         b = _get(summary, "stream", key)
         if a is None and b is None:
             continue
         lines.append(f"{label:<{width}}{_fmt(a, digits):>14}{_fmt(b, digits):>14}")
-    busy = max((_get(summary, mode, "other_cores_c32") or 0.0) for mode in ("json", "stream"))
+    return lines
+
+
+def table(summary: dict, targets: list[dict]) -> str:
+    width = max(len(label) for label, _, _ in ROWS) + 2
+    lines = _rows(summary, ROWS, width)
+    if any(_get(summary, mode, "bare_rps_c32") is not None for mode in ("json", "stream")):
+        lines += ["", "Against the bare pass-through (same run, same upstream, same workers):"]
+        lines += _rows(summary, BARE_ROWS, width)
+    busy = max(max(_get(summary, mode, "other_cores_c32") or 0.0, _get(summary, mode, "bare_other_cores_c32") or 0.0)
+               for mode in ("json", "stream"))
     if busy > BUSY_WARNING_CORES:
         lines += ["", f"WARNING: processes outside the benchmark (Postgres included) used up to {busy:.2f} cores",
                   "during a measured run; on a shared machine the gateway's figures are understated."]
     lines += ["", "Targets (reported, never fatal):"]
     for t in targets:
-        limit = _fmt(t["limit"], 0 if float(t["limit"]).is_integer() else 1)
+        limit = _fmt(t["limit"], 0 if float(t["limit"]).is_integer() else 2)
         lines.append(f"  {t['result']:<5} {t['target']}: {_fmt(t['value'], 3)} {t['unit']} "
                      f"(target {t['op']} {limit})")
-    return "\n".join(lines)
-
-
-def soak_table(soak: dict) -> str:
-    lines = [
-        f"soak: {soak['minutes']} min, {'stream' if soak['stream'] else 'non-stream'}, "
-        f"{soak['connections']} connections, {_fmt(soak['rps'], 0)} req/s",
-        f"  RSS start {_fmt(soak['rss_start_mib'], 1)} MiB, end {_fmt(soak['rss_end_mib'], 1)} MiB, "
-        f"peak {_fmt(soak['peak_rss_mib'], 1)} MiB (PSS {_fmt(soak.get('peak_pss_mib'), 1)} MiB)",
-        f"  RSS slope, whole run: {_fmt(soak['slope_mib_per_hour'], 2)} MiB/hour; "
-        f"second half: {_fmt(soak['slope_second_half_mib_per_hour'], 2)} MiB/hour",
-        f"  {soak['flat']}: memory flat (second-half slope <= {soak['flat_limit_mib_per_hour']:g} MiB/hour)",
-        f"  requests sent {_fmt(soak['ledger']['requests_sent'])}, usage rows {_fmt(soak['ledger']['rows'])}, "
-        f"lost {_fmt(soak['ledger']['lost'])}",
-    ]
     return "\n".join(lines)
 
 
@@ -189,3 +222,35 @@ def write_results(results: dict, directory: Path, stamp: str) -> Path:
     path = directory / f"perf-{stamp}.json"
     path.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n", "utf-8")
     return path
+
+
+def _version(command: list[str]) -> str | None:
+    try:
+        # Version probes of fixed tools (nginx -v, wrk -v); a failure only leaves the field empty.
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def machine() -> dict[str, Any]:
+    cpu = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    packages = {}
+    for name in ("granian", "litestar", "httpx", "httpx-aiohttp", "aiohttp", "uvloop", "asyncpg", "orjson"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            packages[name] = importlib.metadata.version(name)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": packages,
+        "nginx": _version(["nginx", "-v"]),
+        "wrk": _version(["wrk", "-v"]),
+    }
