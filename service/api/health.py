@@ -1,14 +1,24 @@
-"""Liveness, readiness and the Prometheus endpoint."""
+"""Liveness, readiness and the Prometheus endpoint.
+
+/metrics tells more than a client should see (routes, tenants' budgets, balances): an operator can
+require a bearer token for it (SWITCHYARD_METRICS_TOKEN) or move it to a port of its own
+(SWITCHYARD_METRICS_PORT, served by `serve`'s master process), and then the public port has none.
+"""
 
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
 from litestar import Request, Response, get, head
+from litestar.exceptions import NotFoundException
 
 from service.api.common import json_response, runtime
+from service.errors import GatewayError
 
 
 @get("/", include_in_schema=False)
-async def root() -> Response:
+async def root() -> Response[Any]:
     """What answers at the base URL clients are given (Claude Code checks it is reachable)."""
     return json_response({"service": "switchyard", "apis": ["/v1/chat/completions", "/v1/messages",
                                                             "/v1/responses", "/v1/models"]})
@@ -20,12 +30,12 @@ async def root_head() -> None:
 
 
 @get("/healthz")
-async def healthz() -> Response:
+async def healthz() -> Response[Any]:
     return json_response({"status": "ok"})
 
 
 @get("/readyz")
-async def readyz(request: Request) -> Response:
+async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     rt = runtime(request)
     checks = {
         "catalog": bool(rt.catalog.models),
@@ -37,10 +47,18 @@ async def readyz(request: Request) -> Response:
 
 
 @get("/metrics")
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request[Any, Any, Any]) -> Response[Any]:
     rt = runtime(request)
-    rt.metrics.usage_queue_depth.set(rt.ledger.depth)
-    rt.observe_capacity()
+    if rt.settings.metrics_port is not None:
+        raise NotFoundException()  # as for any path this port does not serve
+    if (token := rt.settings.metrics_token) is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Constant time: how much of a guess matched must not show in how long the answer took.
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())):
+            raise GatewayError(401, "The metrics need `Authorization: Bearer <SWITCHYARD_METRICS_TOKEN>`.",
+                               type="authentication_error", code="invalid_metrics_token",
+                               headers={"www-authenticate": "Bearer"})
+    rt.refresh_gauges()
     # Given whole as a header: Litestar would append a second charset to a text/* media type.
     return Response(content=rt.metrics.exposition(), media_type="text/plain",
                     headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
