@@ -18,8 +18,10 @@ K8S_EXAMPLE = DEPLOY / "k8s" / "overlays" / "example"
 GRAFANA = ROOT / "grafana"
 
 # The command the image runs; tests and the lead's end-to-end runs start the gateway this way.
-SERVE_COMMAND = ["switchyard", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2"]
+SERVE_COMMAND = ["switchyard", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2"]  # noqa: S104 - a container serves on all its interfaces
 HTTP_PORT = 8080
+# Where production scrapes: SWITCHYARD_METRICS_PORT, served by `serve`'s master; not the public port.
+METRICS_PORT = 9464
 SECRET_ENV = {
     "DATABASE_URL",
     "SWITCHYARD_ADMIN_TOKEN",
@@ -70,8 +72,8 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def parse_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             key, sep, value = line.partition("=")
             assert sep, f"{path.name}: not KEY=VALUE: {line!r}"

@@ -17,6 +17,7 @@ from .helpers import (
     DEPLOY,
     GRAFANA,
     HTTP_PORT,
+    METRICS_PORT,
     STANDIN_ENV,
     STANDIN_URLS,
     gateway_env_names,
@@ -103,7 +104,7 @@ def test_structure(compose: dict) -> None:
             assert (context / service["build"]["dockerfile"]).is_file()
         depends_on = service.get("depends_on") or {}
         if isinstance(depends_on, list):
-            depends_on = dict.fromkeys(depends_on, {"condition": "service_started"})
+            depends_on = {key: {"condition": "service_started"} for key in depends_on}
         for target, condition in depends_on.items():
             assert target in services, f"{name} depends on unknown service {target}"
             if isinstance(condition, dict):
@@ -121,7 +122,8 @@ def test_structure(compose: dict) -> None:
                 assert source in declared_volumes, f"{name}: volume {source} not declared"
         for port in service.get("ports", []):
             host, container = str(port).rsplit(":", 1)
-            assert int(container) > 0 and int(host) > 0
+            assert int(container) > 0
+            assert int(host) > 0
 
 
 def test_gateway_waits_for_migrations_and_postgres(compose: dict) -> None:
@@ -138,7 +140,8 @@ def test_gateway_waits_for_migrations_and_postgres(compose: dict) -> None:
 
 def test_gateway_uses_the_image_start_command_and_is_hardened(compose: dict) -> None:
     gateway = compose["services"]["gateway"]
-    assert "command" not in gateway and "entrypoint" not in gateway, "the Dockerfile CMD is the start command"
+    assert "command" not in gateway, "the Dockerfile CMD is the start command"
+    assert "entrypoint" not in gateway, "the Dockerfile ENTRYPOINT is the start command"
     assert gateway["read_only"] is True
     assert gateway["user"] == "10001:10001"
     assert gateway["cap_drop"] == ["ALL"]
@@ -225,7 +228,7 @@ def test_env_example_lists_every_required_variable() -> None:
     required = {m.group("name") for m in _VAR.finditer(COMPOSE.read_text()) if m.group("op") in (":?", "?")}
     assert required
     for name in required:
-        assert re.search(rf"^{name}=", example, re.M), f"{name} missing from .env.example"
+        assert re.search(rf"^{name}=", example, re.MULTILINE), f"{name} missing from .env.example"
 
 
 def test_grafana_mounts_provisioning_and_dashboards(compose: dict) -> None:
@@ -246,7 +249,13 @@ def test_prometheus_scrapes_the_gateway(compose: dict) -> None:
     source = next(v.split(":")[0] for v in prometheus["volumes"] if v.endswith("prometheus.yml:ro"))
     config_path = (COMPOSE.parent / source).resolve()
     config = yaml.safe_load(config_path.read_text())
-    target = f"gateway:{HTTP_PORT}"
+    gateway = compose["services"]["gateway"]
+    # The metrics have their own port, reachable on the compose network only; the public port has none.
+    assert gateway["environment"]["SWITCHYARD_METRICS_PORT"] == str(METRICS_PORT)
+    assert not any(str(METRICS_PORT) in str(p) for p in gateway["ports"]), "the metrics port is published"
+    targets = [t for j in config["scrape_configs"] for sc in j["static_configs"] for t in sc["targets"]]
+    assert f"gateway:{HTTP_PORT}" not in targets, "scraping the public port, where /metrics is 404"
+    target = f"gateway:{METRICS_PORT}"
     jobs = [j for j in config["scrape_configs"] if any(target in sc["targets"] for sc in j["static_configs"])]
     assert len(jobs) == 1, "exactly one scrape job for the gateway"
     job = jobs[0]
@@ -268,5 +277,6 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict)
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(compose)]
     assert errors == []
     # The schema does bite: a misspelt service key is refused.
-    broken = {**compose, "services": {**compose["services"], "gateway": {**compose["services"]["gateway"], "helthcheck": {}}}}
+    misspelt = {**compose["services"]["gateway"], "helthcheck": {}}
+    broken = {**compose, "services": {**compose["services"], "gateway": misspelt}}
     assert any(True for _ in validator.iter_errors(broken))
