@@ -78,7 +78,10 @@ def serve_forever(host: str, port: int, workers: int, metrics_port: int | None =
     if metrics_port is not None:
         from service.observability.metrics_listener import start_metrics_listener
 
-        start_metrics_listener(host, metrics_port)
+        try:
+            start_metrics_listener(host, metrics_port)
+        except OSError as exc:
+            _die(f"cannot serve metrics on {host}:{metrics_port}: {exc.strerror or exc}")
     Granian(
         "service.app:app_from_env",
         factory=True,

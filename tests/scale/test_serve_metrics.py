@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,3 +62,15 @@ async def test_a_metrics_port_serves_every_workers_metrics_and_the_public_port_n
         assert server.stop() == 0, server.log()[-2000:]
     with pytest.raises(httpx.ConnectError):  # the listener went with the server
         httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2)
+
+
+@pytest.mark.slow
+def test_a_metrics_port_in_use_stops_serve_with_a_clear_message(standins, database_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServeProcess(standins, database_url, workers=1, SWITCHYARD_METRICS_PORT=str(port))
+        with pytest.raises(RuntimeError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            server.start(timeout=30)
+    server.stop()
