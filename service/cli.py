@@ -52,12 +52,16 @@ def run_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     return run_with_connection(work, settings.database_url, settings.data_dir)
 
 
-def serve_forever(host: str, port: int, workers: int) -> None:
+def serve_forever(host: str, port: int, workers: int, metrics_port: int | None = None) -> None:
     """The production server: granian, several workers, uvloop, one shared metrics directory."""
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if metrics_port == port:
+        _die(f"SWITCHYARD_METRICS_PORT ({metrics_port}) must differ from the serving port")
+    # A separate metrics port is served by this process, which sees the workers' metrics only
+    # through the shared directory, whatever the number of workers.
+    if (workers > 1 or metrics_port is not None) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiproc = Path(os.environ.get("SWITCHYARD_DATA_DIR", ".switchyard")) / "prometheus"
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
     if (path := os.environ.get("PROMETHEUS_MULTIPROC_DIR")):
@@ -71,6 +75,13 @@ def serve_forever(host: str, port: int, workers: int) -> None:
     # prometheus_client picks its multiprocess mode from the environment when first imported.
     import service.app  # noqa: F401
 
+    if metrics_port is not None:
+        from service.observability.metrics_listener import start_metrics_listener
+
+        try:
+            start_metrics_listener(host, metrics_port)
+        except OSError as exc:
+            _die(f"cannot serve metrics on {host}:{metrics_port}: {exc.strerror or exc}")
     Granian(
         "service.app:app_from_env",
         factory=True,
@@ -89,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
     _, embedded = resolve_database(settings.data_dir)
     try:
-        serve_forever(args.host, args.port, args.workers)
+        serve_forever(args.host, args.port, args.workers, settings.metrics_port)
     finally:
         if embedded is not None:
             embedded.stop()

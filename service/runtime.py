@@ -40,12 +40,12 @@ from service.metering.pricing import CentsUnit, PriceBook
 from service.metering.quota import QuotaLeaser
 from service.observability.logging import flush_logs
 from service.observability.metrics import Metrics
-from service.routing.capacity import CapacityBoard, KeyLimits
 from service.routing.allocation import FlatFeeAllocator
+from service.routing.capacity import CapacityBoard, KeyLimits
 from service.routing.estimate import Calibration
+from service.routing.health import BreakerConfig, HealthBoard
 from service.routing.priors import load_output_priors, seed_calibration
 from service.routing.quotes import QuoteAccuracy
-from service.routing.health import BreakerConfig, HealthBoard
 from service.routing.state import RoutingState
 from service.settings import Settings
 from service.tasks import cancel_and_wait
@@ -106,8 +106,9 @@ class Runtime:
         self.admitter = Admitter(self.leaser, metrics=self.metrics)
         self.attempts = AttemptFactory(
             capacity=self.capacity, prices=self.prices, ledger=self.ledger, catalog=self.routing,
-            observers=[HealthObserver(self.health), MetricsObserver(self.metrics), CalibrationObserver(self.calibration),
-                       AllocatorObserver(self.allocators), QuoteObserver(self.quote_accuracy)])
+            observers=[HealthObserver(self.health), MetricsObserver(self.metrics),
+                       CalibrationObserver(self.calibration), AllocatorObserver(self.allocators),
+                       QuoteObserver(self.quote_accuracy)])
         self.gateway = Gateway(settings=settings, routing=self.routing, adapters=self.adapters, quoter=None,
                                admitter=self.admitter, attempts=self.attempts, prices=self.prices,
                                metrics=self.metrics)
@@ -140,6 +141,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._purge_stored_responses(), name="responses-purge"))
         self.balances = BalanceWatcher(self.adapters, self.metrics)
         self._tasks.append(asyncio.create_task(self.balances.run(), name="balances"))
+        if s.metrics_port is not None:
+            self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
         self.ledger.start()
         self.leaser.start()
         self.alerts.start()
@@ -244,6 +247,17 @@ class Runtime:
                 log.info("database_connected")
             except _DB_ERRORS:
                 delay = min(delay * 2, 15.0)
+
+    async def _refresh_gauges(self, interval: float = 1.0) -> None:
+        """With the metrics on the master's own port no scrape reaches a worker: each sets its
+        point-in-time gauges itself, often enough for any scrape interval."""
+        while not self.draining:
+            self.refresh_gauges()
+            await asyncio.sleep(interval)
+
+    def refresh_gauges(self) -> None:
+        self.metrics.usage_queue_depth.set(self.ledger.depth)
+        self.observe_capacity()
 
     def observe_capacity(self) -> None:
         """Point-in-time capacity series, read when /metrics is scraped (process-local state)."""

@@ -129,6 +129,10 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
 
     metrics_tenant_cap: int = 100
+    # When set, /metrics answers only `Authorization: Bearer <token>`.
+    metrics_token: str | None = field(default=None, repr=False)
+    # When set, `serve` exposes the metrics on this port alone and /metrics on the public port is 404.
+    metrics_port: int | None = None
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -160,7 +164,7 @@ class Settings:
         return values
 
 
-_SECRETS = {"admin_token", "baseten_api_key", "xpay_api_key", "orthogonal_api_key"}
+_SECRETS = {"admin_token", "metrics_token", "baseten_api_key", "xpay_api_key", "orthogonal_api_key"}
 
 
 def _redact_url(url: str) -> str:
@@ -190,6 +194,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if len(value) < 16:
             raise SettingsError("SWITCHYARD_ADMIN_TOKEN must be at least 16 characters")
         kw["admin_token"] = value
+    if (value := get("SWITCHYARD_METRICS_TOKEN")) is not None:
+        if len(value) < 16:
+            raise SettingsError("SWITCHYARD_METRICS_TOKEN must be at least 16 characters")
+        kw["metrics_token"] = value
+    if (value := get("SWITCHYARD_METRICS_PORT")) is not None:
+        port = _int("SWITCHYARD_METRICS_PORT", value, 1)
+        if port > 65535:
+            raise SettingsError(f"SWITCHYARD_METRICS_PORT must be a TCP port (1-65535), got {value!r}")
+        kw["metrics_port"] = port
     for key_var, url_var, key_field, url_field in (
         ("BASETEN_API_KEY", "BASETEN_BASE_URL", "baseten_api_key", "baseten_base_url"),
         ("XPAY_API_KEY", "XPAY_MCP_URL", "xpay_api_key", "xpay_mcp_url"),
@@ -234,7 +247,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             kw[name] = _positive_float(var, value)
     if (value := get("XPAY_API_KEYS")) is not None:
         rpm, concurrency = kw.get("xpay_rpm", 60), kw.get("xpay_concurrency", 10)
-        assert isinstance(rpm, int) and isinstance(concurrency, int)
+        if not (isinstance(rpm, int) and isinstance(concurrency, int)):
+            raise TypeError("XPAY_RPM and XPAY_CONCURRENCY are read as integers above")
         kw["xpay_api_keys"] = _xpay_keys(value, rpm, concurrency)
     if (value := get("ORTHOGONAL_PRICE_CENTS_UNIT")) is not None:
         if value not in ("100", "100000"):

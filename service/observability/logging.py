@@ -43,6 +43,53 @@ def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventD
     return event_dict
 
 
+# Any string value longer than this is cut: a client chooses model names, end users, tags and some
+# headers, and a 100 kB one must not become a 100 kB log line (storage, shippers' line limits).
+MAX_LOGGED_CHARS = 256
+# A traceback keeps its lines (each bounded) up to this many characters, its last ones first.
+_MAX_TRACEBACK_LINE = 1024
+_MAX_TRACEBACK_CHARS = 16 * 1024
+_MAX_NESTING = 4
+
+
+def _cut(value: str) -> str:
+    if len(value) <= MAX_LOGGED_CHARS:
+        return value
+    return f"{value[:MAX_LOGGED_CHARS]}...[truncated {len(value) - MAX_LOGGED_CHARS} chars]"
+
+
+def _bounded(value: object, depth: int = 0) -> object:
+    if isinstance(value, str):
+        return _cut(value)
+    if depth >= _MAX_NESTING:
+        return value if isinstance(value, (int, float, bool)) or value is None else _cut(repr(value))
+    if isinstance(value, dict):
+        return {_cut(k) if isinstance(k, str) else k: _bounded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_bounded(v, depth + 1) for v in value]
+    return value
+
+
+def _bounded_traceback(text: str) -> str:
+    lines = [line if len(line) <= _MAX_TRACEBACK_LINE
+             else f"{line[:_MAX_TRACEBACK_LINE]}...[truncated {len(line) - _MAX_TRACEBACK_LINE} chars]"
+             for line in text.splitlines()]
+    bounded = "\n".join(lines)
+    if len(bounded) > _MAX_TRACEBACK_CHARS:
+        # The end says what was raised and where: keep it.
+        bounded = f"[truncated {len(bounded) - _MAX_TRACEBACK_CHARS} chars]...{bounded[-_MAX_TRACEBACK_CHARS:]}"
+    return bounded
+
+
+def _bound_lengths(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        if key == "exception" and isinstance(value, str):
+            event_dict[key] = _bounded_traceback(value)
+        elif not isinstance(value, (int, float, bool)) and value is not None:
+            event_dict[key] = _bounded(value)
+    return event_dict
+
+
 def _known_secrets(values: Iterable[str]) -> Processor:
     """Replaces the operator's own secrets (admin token, provider keys) wherever they appear,
     whatever field carries them: their shape is not known, their values are."""
@@ -149,6 +196,8 @@ def configure_logging(level: str = "INFO", json: bool = True, secrets: Iterable[
             structlog.processors.format_exc_info,
             _redact,
             _known_secrets(secrets),
+            # Last: a secret cut in half would no longer be recognised by the two above.
+            _bound_lengths,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -8,6 +8,7 @@ are all mapped into the same taxonomy. xpay cannot stream: streams are replayed 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -98,6 +99,9 @@ class XpayAdapter:
         self._schema_ttl = schema_ttl
         self._clock = clock
         self._resolved: _Resolved | None = None
+        # Concurrent first calls ask once: each asking takes a permit of the first key, and a call
+        # holding that key's only slot would otherwise see its own pool refuse it (429).
+        self._resolving = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, http: httpx.AsyncClient, settings: Settings) -> XpayAdapter:
@@ -193,9 +197,15 @@ class XpayAdapter:
         The docs use the bare name, the tool page the `baseten/` form: whichever xpay_details knows
         is used. An unreadable schema means sending native JSON types, re-asked after a while.
         """
+        if self._resolved is not None and self._resolved.expires > self._clock():
+            return self._resolved
+        async with self._resolving:
+            return await self._resolve_now()
+
+    async def _resolve_now(self) -> _Resolved:
         now = self._clock()
         if self._resolved is not None and self._resolved.expires > now:
-            return self._resolved
+            return self._resolved  # asked while this caller waited
         bare = self._tool.removeprefix(PROVIDER_PREFIX)
         candidates = [self._tool, bare if self._tool.startswith(PROVIDER_PREFIX) else PROVIDER_PREFIX + bare]
         for name in candidates:

@@ -21,6 +21,8 @@ GRAFANA = ROOT / "grafana"
 # Inside its container the server listens on every interface: the port mapping decides who reaches it.
 SERVE_COMMAND = ["switchyard", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2"]  # noqa: S104
 HTTP_PORT = 8080
+# Where production scrapes: SWITCHYARD_METRICS_PORT, served by `serve`'s master; not the public port.
+METRICS_PORT = 9464
 SECRET_ENV = {
     "DATABASE_URL",
     "SWITCHYARD_ADMIN_TOKEN",

@@ -17,6 +17,7 @@ from .helpers import (
     DEPLOY,
     GRAFANA,
     HTTP_PORT,
+    METRICS_PORT,
     STANDIN_ENV,
     STANDIN_URLS,
     gateway_env_names,
@@ -121,7 +122,8 @@ def test_structure(compose: dict) -> None:
                 assert source in declared_volumes, f"{name}: volume {source} not declared"
         for port in service.get("ports", []):
             host, container = str(port).rsplit(":", 1)
-            assert int(container) > 0 and int(host) > 0
+            assert int(container) > 0
+            assert int(host) > 0
 
 
 def test_gateway_waits_for_migrations_and_postgres(compose: dict) -> None:
@@ -138,7 +140,8 @@ def test_gateway_waits_for_migrations_and_postgres(compose: dict) -> None:
 
 def test_gateway_uses_the_image_start_command_and_is_hardened(compose: dict) -> None:
     gateway = compose["services"]["gateway"]
-    assert "command" not in gateway and "entrypoint" not in gateway, "the Dockerfile CMD is the start command"
+    assert "command" not in gateway, "the Dockerfile CMD is the start command"
+    assert "entrypoint" not in gateway, "the Dockerfile ENTRYPOINT is the start command"
     assert gateway["read_only"] is True
     assert gateway["user"] == "10001:10001"
     assert gateway["cap_drop"] == ["ALL"]
@@ -246,7 +249,13 @@ def test_prometheus_scrapes_the_gateway(compose: dict) -> None:
     source = next(v.split(":")[0] for v in prometheus["volumes"] if v.endswith("prometheus.yml:ro"))
     config_path = (COMPOSE.parent / source).resolve()
     config = yaml.safe_load(config_path.read_text())
-    target = f"gateway:{HTTP_PORT}"
+    gateway = compose["services"]["gateway"]
+    # The metrics have their own port, reachable on the compose network only; the public port has none.
+    assert gateway["environment"]["SWITCHYARD_METRICS_PORT"] == str(METRICS_PORT)
+    assert not any(str(METRICS_PORT) in str(p) for p in gateway["ports"]), "the metrics port is published"
+    targets = [t for j in config["scrape_configs"] for sc in j["static_configs"] for t in sc["targets"]]
+    assert f"gateway:{HTTP_PORT}" not in targets, "scraping the public port, where /metrics is 404"
+    target = f"gateway:{METRICS_PORT}"
     jobs = [j for j in config["scrape_configs"] if any(target in sc["targets"] for sc in j["static_configs"])]
     assert len(jobs) == 1, "exactly one scrape job for the gateway"
     job = jobs[0]

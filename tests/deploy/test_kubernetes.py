@@ -20,6 +20,7 @@ from .helpers import (
     HTTP_PORT,
     K8S_BASE,
     K8S_EXAMPLE,
+    METRICS_PORT,
     ROOT,
     SECRET_ENV,
     gateway_env_names,
@@ -95,9 +96,15 @@ def test_service_monitor_structure(example: Manifests) -> None:
     assert set(monitor["spec"]) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
-    port_names = {p["name"] for p in service["spec"]["ports"]}
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in _container(example, "Deployment")["ports"]}
+    config = _one_config(example, "switchyard-config")["data"]
+    # Production scrapes the metrics port (served by `serve`'s master); the public port's /metrics is 404.
+    assert config["SWITCHYARD_METRICS_PORT"] == str(METRICS_PORT)
+    assert container_ports == {"http": HTTP_PORT, "metrics": METRICS_PORT}
     for endpoint in monitor["spec"]["endpoints"]:
-        assert endpoint["port"] in port_names
+        assert endpoint["port"] == "metrics"
+        assert ports["metrics"]["targetPort"] == "metrics"
         assert endpoint["path"] == "/metrics"
         assert endpoint["interval"].endswith("s")
         assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"}
@@ -137,7 +144,7 @@ def test_probes(example: Manifests) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": HTTP_PORT}
+    assert ports == {"http": HTTP_PORT, "metrics": METRICS_PORT}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["port"] == "http"
     startup = container["startupProbe"]
@@ -149,7 +156,8 @@ def test_graceful_shutdown_outlasts_the_longest_stream(example: Manifests) -> No
     container = pod["containers"][0]
     config = _one_config(example, "switchyard-config")["data"]
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop[0] == "sleep" and int(pre_stop[1]) >= 5
+    assert pre_stop[0] == "sleep"
+    assert int(pre_stop[1]) >= 5
     total_timeout = float(config["UPSTREAM_TOTAL_TIMEOUT"])
     assert pod["terminationGracePeriodSeconds"] > 600
     assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + total_timeout
@@ -166,7 +174,8 @@ def test_security_context(example: Manifests) -> None:
             assert context["readOnlyRootFilesystem"] is True
             assert context["allowPrivilegeEscalation"] is False
             assert context["capabilities"]["drop"] == ["ALL"]
-            assert "limits" in container["resources"] and "requests" in container["resources"]
+            assert "limits" in container["resources"]
+            assert "requests" in container["resources"]
 
 
 def _one_config(example: Manifests, prefix: str) -> dict:
@@ -197,7 +206,8 @@ def test_env_from_config_map_and_secrets(example: Manifests) -> None:
     secret = example[("Secret", "switchyard-secrets")]
     for entry in env.values():
         ref = entry["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+        assert ref["name"] == secret["metadata"]["name"]
+        assert ref["key"] in secret["stringData"]
     assert not SECRET_ENV & set(config["data"]), "a secret is in the ConfigMap"
     assert set(config["data"]) | set(env) <= gateway_env_names()
 
@@ -215,7 +225,8 @@ def test_example_secret_holds_only_placeholders(example: Manifests) -> None:
     for key, value in secret["stringData"].items():
         assert "REPLACE_ME" in value, f"{key} in the example Secret is not a marked placeholder"
     reader = example[("Secret", "switchyard-grafana-reader")]["stringData"]
-    assert reader["username"] == READER_ROLE and "REPLACE_ME" in reader["password"]
+    assert reader["username"] == READER_ROLE
+    assert "REPLACE_ME" in reader["password"]
     with pytest.raises(ReaderPasswordError, match="placeholder"):
         check_password(reader["password"])
 
@@ -245,7 +256,8 @@ def test_migration_job(example: Manifests) -> None:
     job = _one(example, "Job")
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == _container(example, "Deployment")["image"]
-    assert container["args"] == ["migrate"] and "command" not in container
+    assert container["args"] == ["migrate"]
+    assert "command" not in container
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert refs["DATABASE_URL"]["key"] == "DATABASE_URL"
@@ -253,7 +265,8 @@ def test_migration_job(example: Manifests) -> None:
 
 def test_gateway_uses_the_image_start_command(example: Manifests) -> None:
     container = _container(example, "Deployment")
-    assert "command" not in container and "args" not in container
+    assert "command" not in container
+    assert "args" not in container
     assert container["image"] == "ghcr.io/switchyard/switchyard:0.1.0"
 
 
@@ -262,20 +275,24 @@ def test_autoscaling_and_disruption_budget(example: Manifests) -> None:
     assert hpa["apiVersion"] == "autoscaling/v2"
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "switchyard"}
     assert hpa["spec"]["scaleTargetRef"] == target
-    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
     assert "replicas" not in _one(example, "Deployment")["spec"], "the HPA owns the replica count"
     pdb = _one(example, "PodDisruptionBudget")
-    assert pdb["apiVersion"] == "policy/v1" and pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["maxUnavailable"] == 1
 
 
 def test_network_policy(example: Manifests) -> None:
     policy = _one(example, "NetworkPolicy")["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    (ingress,) = policy["ingress"]
-    assert ingress["ports"] == [{"port": HTTP_PORT, "protocol": "TCP"}]
-    sources = ingress["from"]
-    assert {"podSelector": {}} in sources
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in sources
+    rules = {tuple(p["port"] for p in rule["ports"]): rule["from"] for rule in policy["ingress"]}
+    assert set(rules) == {(HTTP_PORT,), (METRICS_PORT,)}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert {"podSelector": {}} in rules[(HTTP_PORT,)]
+    assert monitoring in rules[(HTTP_PORT,)]
+    # The metrics port: Prometheus alone, not every pod of the namespace.
+    assert rules[(METRICS_PORT,)] == [monitoring]
     egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
     assert egress_ports == {(53, "UDP"), (53, "TCP"), (5432, "TCP"), (443, "TCP")}
 

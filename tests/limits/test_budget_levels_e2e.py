@@ -98,9 +98,11 @@ async def test_a_key_budget_is_never_passed_across_two_gateways(gateway, second_
     results = await _storm([gateway, second_gateway], [org.keys[0]["key"], org.keys[2]["key"]], 60)
     mine = [r for r in results if r[1] == org.keys[0]["key"]]
     others = [r for r in results if r[1] == org.keys[2]["key"]]
-    assert {s for s, _, _ in mine} == {200, 402} and {s for s, _, _ in others} == {200}
+    assert {s for s, _, _ in mine} == {200, 402}
+    assert {s for s, _, _ in others} == {200}
     refusal = next(body for s, _, body in mine if s == 402)
-    assert refusal["code"] == "budget_exceeded" and "the key's daily $0.0003" in refusal["message"]
+    assert refusal["code"] == "budget_exceeded"
+    assert "the key's daily $0.0003" in refusal["message"]
     billed = await _billed(database_url, org.tenant["id"], sum(1 for s, _, _ in results if s == 200))
     assert billed[uuid.UUID(org.keys[0]["id"])] <= limit
 
@@ -115,7 +117,9 @@ async def test_a_project_budget_binds_all_its_keys_together(gateway, second_gate
     assert all(s == 200 for s, key, _ in results if key == org.keys[2]["key"])
     assert any("the project's daily" in body.get("message", "") for s, _, body in in_project if s == 402)
     billed = await _billed(database_url, org.tenant["id"], sum(1 for s, _, _ in results if s == 200))
-    assert billed[uuid.UUID(org.keys[0]["id"])] + billed[uuid.UUID(org.keys[1]["id"])] <= limit
+    # Which of the two keys the budget served first is up to arrival order; one may have had nothing.
+    project_billed = sum((billed.get(uuid.UUID(k["id"]), Decimal(0)) for k in org.keys[:2]), Decimal(0))
+    assert 0 < project_billed <= limit
 
 
 async def test_every_level_holds_at_once(gateway, second_gateway, admin_http, database_url):
@@ -145,7 +149,8 @@ async def test_a_rolling_window_budget_is_never_passed(gateway, second_gateway, 
     limit = Decimal("0.0003")
     r = admin_http.put(f"/admin/tenants/{org.tenant['id']}/budgets",
                        json={"period": "rolling", "window_hours": 24, "limit_usd": str(limit)})
-    assert r.status_code == 201 and r.json()["window_hours"] == 24, r.text
+    assert r.status_code == 201, r.text
+    assert r.json()["window_hours"] == 24
     results = await _storm([gateway, second_gateway], [org.keys[2]["key"]], 50)
     assert {s for s, _, _ in results} == {200, 402}
     assert "rolling 24-hour" in next(body["message"] for s, _, body in results if s == 402)
@@ -180,4 +185,5 @@ async def test_a_soft_project_budget_serves_and_flags(gateway, admin_http):
 def test_budget_scope_validation(admin_http, body, param):
     org = _org(admin_http)
     r = admin_http.put(f"/admin/tenants/{org.tenant['id']}/budgets", json=body)
-    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param

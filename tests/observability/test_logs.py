@@ -22,6 +22,7 @@ from tests.support import create_tenant_with_key, gateway_env
 
 MODEL = "openai/gpt-oss-120b"
 PINNED = {"provider": {"only": ["baseten"]}}
+HUGE_MODEL = "m" * 100_000
 REQUEST_FIELDS = {"request_id", "tenant_id", "requested_model", "served_model", "route", "attempts", "status",
                   "prompt_tokens", "completion_tokens", "cost_usd", "duration_ms"}
 
@@ -111,9 +112,23 @@ def captured(standins, database_url, tmp_path_factory) -> Captured:
             _ask(client, sent, stream=True)
             _ask(client, sent, stream=False)
             _ask_and_fail(client, sent, standins)
-        with openai.OpenAI(base_url=server.url + "/v1", api_key=sent.wrong_key, max_retries=0) as wrong, \
-                pytest.raises(openai.AuthenticationError):
+        with (openai.OpenAI(base_url=server.url + "/v1", api_key=sent.wrong_key, max_retries=0) as wrong,
+              pytest.raises(openai.AuthenticationError)):
             wrong.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        # Client-chosen strings of 100 kB each: whatever the answer, the log lines stay bounded.
+        huge = httpx.post(server.url + "/v1/chat/completions", timeout=20,
+                          headers={"authorization": f"Bearer {tenant.key}", "x-switchyard-tags": "t" * 4000,
+                                   "user-agent": "a" * 4000, "x-request-id": "r" * 4000},
+                          json={"model": HUGE_MODEL, "user": "u" * 100_000, "metadata": {"tag": "t" * 100_000},
+                                "messages": [{"role": "user", "content": "hi"}]})
+        assert 400 <= huge.status_code < 500, huge.text[:500]
+        for path, body in (("/v1/messages", {"model": HUGE_MODEL, "max_tokens": 5,
+                                             "messages": [{"role": "user", "content": "hi"}]}),
+                           ("/v1/responses", {"model": HUGE_MODEL, "input": "hi", "user": "u" * 100_000}),
+                           ("/v1/quote", {"model": HUGE_MODEL, "messages": [{"role": "user", "content": "hi"}]})):
+            answer = httpx.post(server.url + path, json=body, timeout=20,
+                                headers={"authorization": f"Bearer {tenant.key}", "x-api-key": tenant.key})
+            assert 400 <= answer.status_code < 500, (path, answer.status_code)
         admin = httpx.get(server.url + "/admin/tenants",
                           headers={"authorization": f"Bearer {sent.admin_token}"})
         assert admin.status_code == 200
@@ -152,15 +167,18 @@ def test_one_json_line_per_request_with_its_fields(captured: Captured) -> None:
         assert line["attempts"] >= 1
         assert line["prompt_tokens"] == expected["prompt_tokens"]
         assert line["completion_tokens"] == expected["completion_tokens"]
-        assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] > 0
+        assert isinstance(line["duration_ms"], (int, float))
+        assert line["duration_ms"] > 0
         if expected["cost_usd"] is not None:
             assert Decimal(line["cost_usd"]) == expected["cost_usd"]
         else:
             assert Decimal(line["cost_usd"]) > 0
         if expected["stream"]:
-            assert line["ttft_ms"] is not None and 0 < line["ttft_ms"] <= line["duration_ms"]
+            assert line["ttft_ms"] is not None
+            assert 0 < line["ttft_ms"] <= line["duration_ms"]
     failed = [by_id[r][0] for r, e in captured.sent.requests.items() if e["status"] != 200]
-    assert failed and all(line["error_code"] for line in failed)
+    assert failed
+    assert all(line["error_code"] for line in failed)
 
 
 def test_every_stdout_line_is_json(captured: Captured) -> None:
@@ -180,7 +198,8 @@ def test_no_secret_prompt_or_completion_in_any_line(captured: Captured) -> None:
     output = captured.stdout + captured.stderr
     request_lines = [line for line in output.splitlines()
                      if line.startswith("{") and json.loads(line).get("event") == "request"]
-    assert sent.requests and len(request_lines) == len(sent.requests)
+    assert sent.requests
+    assert len(request_lines) == len(sent.requests)
 
     def absent(what: str, value: str) -> None:
         assert value not in output, f"the {what} appears in the logs"
@@ -199,3 +218,10 @@ def test_no_secret_prompt_or_completion_in_any_line(captured: Captured) -> None:
     for completion in sent.completions:
         assert len(completion) >= 20, "a completion too short to tell apart from other text"
         absent("completion", completion)
+
+
+def test_client_chosen_strings_are_bounded_in_every_line(captured: Captured) -> None:
+    lines = [line for line in (captured.stdout + captured.stderr).splitlines() if line.startswith("{")]
+    assert all(len(line) < 8 * 1024 for line in lines), max(len(line) for line in lines)
+    for needle in ("m" * 300, "u" * 300, "t" * 300, "a" * 300, "r" * 300):
+        assert needle not in captured.stdout + captured.stderr

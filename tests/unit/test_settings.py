@@ -30,3 +30,22 @@ def test_orthogonal_price_cents_unit_is_one_of_the_two_documented_readings():
     assert load_settings({"ORTHOGONAL_PRICE_CENTS_UNIT": "100000"}).orthogonal_price_cents_unit == Decimal(100000)
     with pytest.raises(SettingsError, match="ORTHOGONAL_PRICE_CENTS_UNIT"):
         load_settings({"ORTHOGONAL_PRICE_CENTS_UNIT": "1000"})
+
+
+def test_metrics_token_and_port_are_read_and_checked():
+    s = load_settings({"SWITCHYARD_METRICS_TOKEN": "scrape-token-0123456789", "SWITCHYARD_METRICS_PORT": "9464"})
+    assert s.metrics_token == "scrape-token-0123456789"
+    assert s.metrics_port == 9464
+    assert "scrape-token-0123456789" in s.secret_values()  # redacted from logs
+    assert "scrape-token" not in repr(s)
+    unset = load_settings({})
+    assert (unset.metrics_token, unset.metrics_port) == (None, None)
+
+
+@pytest.mark.parametrize(("var", "value"), [("SWITCHYARD_METRICS_TOKEN", "short"),
+                                            ("SWITCHYARD_METRICS_PORT", "0"),
+                                            ("SWITCHYARD_METRICS_PORT", "65536"),
+                                            ("SWITCHYARD_METRICS_PORT", "metrics")])
+def test_bad_metrics_settings_are_refused_naming_the_variable(var, value):
+    with pytest.raises(SettingsError, match=var):
+        load_settings({var: value})
