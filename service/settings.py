@@ -121,7 +121,9 @@ class Settings:
     usage_queue_max: int = 100_000
     usage_flush_rows: int = 500
     usage_flush_seconds: float = 0.2
-    usage_spill_path: Path | None = None
+    usage_spill_path: Path | None = None  # the spill file of versions before the journal, replayed
+    # The usage journal (service.metering.journal); off only to measure what it costs.
+    usage_journal: bool = True
 
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 15.0
@@ -150,6 +152,9 @@ class Settings:
 
     def spill_path(self) -> Path:
         return self.usage_spill_path or (self.data_dir / "usage-spill.jsonl")
+
+    def journal_dir(self) -> Path | None:
+        return self.data_dir / "journal" if self.usage_journal else None
 
     def secret_values(self) -> list[str]:
         """The secrets' values, for the log redactor."""
@@ -242,6 +247,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         kw["orthogonal_price_cents_unit"] = Decimal(value)
     if (value := get("USAGE_SPILL_PATH")) is not None:
         kw["usage_spill_path"] = Path(value)
+    if (value := get("SWITCHYARD_USAGE_JOURNAL")) is not None:
+        kw["usage_journal"] = _bool("SWITCHYARD_USAGE_JOURNAL", value)
     if (value := get("LOG_LEVEL")) is not None:
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {value!r}")

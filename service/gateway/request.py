@@ -113,6 +113,8 @@ class Gateway:
             ctx.completion_tokens = finished.event.completion_tokens
         finally:
             self.settle(ctx)
+        # The request's usage rows reach the disk before any byte of its answer leaves.
+        await self.attempts.ledger.durable()
         out = completion.body
         if view.exclude_reasoning:
             strip_reasoning(out)
@@ -132,7 +134,8 @@ class Gateway:
             self.settle(ctx)
             raise
         self._served(ctx, attempt.candidate)
-        relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning)
+        relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning,
+                      durable=self.attempts.ledger.durable)
         return relay, self.headers(ctx)
 
     def _stream_ended(self, ctx: RequestContext, finished: FinishedAttempt, upstream_share: float | None) -> None:

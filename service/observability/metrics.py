@@ -186,6 +186,19 @@ class Metrics:
             "Failed batch writes of usage rows to Postgres.",
             registry=r,
         )
+        self.usage_writer_errors = Counter(
+            "switchyard_usage_writer_errors_total",
+            "Unexpected exceptions in the usage writer's loops (each kept its rows and went on), by loop.",
+            ["task"],
+            registry=r,
+        )
+        self.usage_journal_errors = Counter(
+            "switchyard_usage_journal_errors_total",
+            "Usage journal trouble by kind: write (a failed append or sync, retried), durable_timeout "
+            "(an answer sent before its row reached the disk), torn_line (an unreadable line skipped on replay).",
+            ["kind"],
+            registry=r,
+        )
         self.cost_drift = Counter(
             "switchyard_cost_drift_usd_total",
             "USD a marketplace charged above the computed cost, where its own charge is known.",
