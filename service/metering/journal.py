@@ -46,7 +46,8 @@ DURABLE_WAIT_SECONDS = 5.0
 
 
 def _default(value: object) -> object:
-    if isinstance(value, Decimal):
+    # Decimal, and UUID subclasses orjson does not take as UUIDs (asyncpg's).
+    if isinstance(value, (Decimal, uuid.UUID)):
         return str(value)
     raise TypeError(f"cannot journal {type(value).__name__}")
 

@@ -183,7 +183,16 @@ class UsageWriter:
 
     def submit(self, event: UsageEvent) -> None:
         """Never blocks, never touches the disk: the journal thread writes the row."""
-        seq = self.journal.append(event) if self.journal is not None else next(self._seq)
+        if self.journal is None:
+            seq = next(self._seq)
+        else:
+            try:
+                seq = self.journal.append(event)
+            except Exception as exc:  # a row the journal cannot encode still goes to Postgres
+                seq = self.journal.appended
+                if self._metrics is not None:
+                    self._metrics.usage_journal_errors.labels("encode").inc()
+                log.exception("usage_journal_encode_failed", request_id=event.request_id, error=type(exc).__name__)
         self._queue.append((seq, event))
         if len(self._queue) >= self._flush_rows or len(self._queue) > self._max_queue:
             self._wake.set()

@@ -210,3 +210,13 @@ def test_no_journal_file_is_left_open_by_a_claim(tmp_path):
         assert claimed is not None
         claimed.release()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_uuids_from_the_database_driver_are_journaled_too():
+    from asyncpg.pgproto.pgproto import UUID as PgUUID
+
+    tenant = uuid.uuid4()
+    e = event(tenant_id=PgUUID(str(tenant)), key_id=PgUUID(str(uuid.uuid4())))
+    back = UsageEvent.from_json(orjson.loads(encode(e)))
+    assert back.tenant_id == tenant
+    assert back.key_id == e.key_id
