@@ -96,6 +96,7 @@ class Runtime:
             lambda: self.pool,
             settings.journal_dir(),
             legacy_spill=(settings.spill_path(),),
+            journal_wait=settings.usage_journal,
             max_queue=settings.usage_queue_max,
             flush_rows=settings.usage_flush_rows,
             flush_seconds=settings.usage_flush_seconds,

@@ -122,8 +122,10 @@ class Settings:
     usage_flush_rows: int = 500
     usage_flush_seconds: float = 0.2
     usage_spill_path: Path | None = None  # the spill file of versions before the journal, replayed
-    # The usage journal (service.metering.journal); off only to measure what it costs.
-    usage_journal: bool = True
+    # The usage journal (service.metering.journal): an answer waits for its rows' fdatasync (sync), or
+    # only for their write into the kernel (write: survives kill -9, not a machine crash); off only to
+    # measure what it costs.
+    usage_journal: str = "sync"
 
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 15.0
@@ -154,7 +156,7 @@ class Settings:
         return self.usage_spill_path or (self.data_dir / "usage-spill.jsonl")
 
     def journal_dir(self) -> Path | None:
-        return self.data_dir / "journal" if self.usage_journal else None
+        return None if self.usage_journal == "off" else self.data_dir / "journal"
 
     def secret_values(self) -> list[str]:
         """The secrets' values, for the log redactor."""
@@ -248,7 +250,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if (value := get("USAGE_SPILL_PATH")) is not None:
         kw["usage_spill_path"] = Path(value)
     if (value := get("SWITCHYARD_USAGE_JOURNAL")) is not None:
-        kw["usage_journal"] = _bool("SWITCHYARD_USAGE_JOURNAL", value)
+        mode = value.strip().lower()
+        if mode not in ("sync", "write", "off"):
+            raise SettingsError(f"SWITCHYARD_USAGE_JOURNAL must be sync, write or off, got {value!r}")
+        kw["usage_journal"] = mode
     if (value := get("LOG_LEVEL")) is not None:
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {value!r}")

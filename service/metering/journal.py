@@ -6,12 +6,16 @@ that sync: group commit without a timer, so one sync covers every row that queue
 idle process syncs the moment a row arrives. `await journal.durable()` returns once every row
 appended before the call is synced.
 
+`wait_for="write"` answers once the rows are written into the kernel, the fdatasync following in a
+thread of its own: a row then survives kill -9 of any process (the page cache is the kernel's), and a
+machine crash may lose the rows of the last sync, in exchange for not waiting on the disk's flush
+(measured: benchmarks/journal_cost.py).
+
 A process holds an exclusive `flock` on every segment it still owns. A segment is deleted once all
 of its rows are in Postgres; one whose owner died (kill -9, a worker lost) is unlocked by the
 kernel, so any process can claim it with `flock` and replay it (idempotently) into Postgres.
 Segments are created under a temporary name, locked, then renamed, so no replayer ever sees a live
-segment unlocked. Files are read a line at a time: a torn last line (a crash mid-write) is skipped,
-logged and counted.
+segment unlocked (service.metering.journal_replay reads them back).
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import structlog
 
 from service.metering.events import UsageEvent
+from service.metering.journal_sync import Syncer
 
 log = structlog.get_logger("switchyard.journal")
 
@@ -77,15 +82,19 @@ class _Call:
 
 
 class Journal:
-    def __init__(self, directory: Path, *, segment_bytes: int = 8 << 20, idle_seconds: float = 0.5,
-                 metrics: Any = None) -> None:
+    def __init__(self, directory: Path, *, wait_for: str = "sync", segment_bytes: int = 8 << 20,
+                 idle_seconds: float = 0.5, metrics: Any = None) -> None:
+        if wait_for not in ("sync", "write"):
+            raise ValueError(f"wait_for must be sync or write, got {wait_for!r}")
         self.directory = directory
+        self._syncer = Syncer(self._on_synced, metrics) if wait_for == "write" else None
         self._segment_bytes = segment_bytes
         self._idle_seconds = idle_seconds
         self._metrics = metrics
         self._cond = threading.Condition()
         self._pending: list[bytes] = []
         self._appended = 0  # seq of the last row appended
+        self._written = 0  # seq of the last row written into the kernel
         self._synced = 0  # seq of the last row on disk
         self._committed = 0  # rows up to this seq are in Postgres (their segments may go)
         self._calls: list[_Call] = []
@@ -105,6 +114,8 @@ class Journal:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="usage-journal", daemon=True)
         self._thread.start()
+        if self._syncer is not None:
+            self._syncer.start()
 
     def append(self, event: UsageEvent) -> int:
         """Queues the row for the next sync (no disk I/O here); returns its sequence number."""
@@ -123,11 +134,15 @@ class Journal:
     def synced(self) -> int:
         return self._synced
 
+    @property
+    def _durable(self) -> int:
+        return self._synced if self._syncer is None else self._written
+
     async def durable(self, seq: int | None = None) -> bool:
         """Waits until row `seq` (default: every row appended so far) is on disk; False if that took
         longer than DURABLE_WAIT_SECONDS (logged and counted; the caller answers anyway)."""
         target = self._appended if seq is None else seq
-        if self._synced >= target:
+        if self._durable >= target:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (target, next(self._tiebreak), future))
@@ -138,7 +153,7 @@ class Journal:
         except TimeoutError:
             if self._metrics is not None:
                 self._metrics.usage_journal_errors.labels("durable_timeout").inc()
-            log.error("usage_journal_sync_late", seq=target, synced=self._synced)
+            log.error("usage_journal_sync_late", seq=target, durable=self._durable)
             return False
         return True
 
@@ -176,8 +191,8 @@ class Journal:
         return await future
 
     def _wake_waiters(self) -> None:
-        synced, waiters = self._synced, self._waiters
-        while waiters and (waiters[0][0] <= synced or self._thread is None):
+        durable, waiters = self._durable, self._waiters
+        while waiters and (waiters[0][0] <= durable or self._thread is None):
             future = heapq.heappop(waiters)[2]
             if not future.done():
                 future.set_result(None)
@@ -227,12 +242,16 @@ class Journal:
         view = memoryview(data)
         while view:
             view = view[os.write(segment.fd, view):]
-        os.fdatasync(segment.fd)
+        if self._syncer is None:
+            os.fdatasync(segment.fd)
+            self._synced = last
+            self.syncs += 1
+        else:
+            self._syncer.add(os.dup(segment.fd), last)
         segment.size += len(data)
         segment.last_seq = last
         self._last_write = time.monotonic()
-        self._synced = last
-        self.syncs += 1
+        self._written = last
         if self._loop is not None and self._waiters:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 self._loop.call_soon_threadsafe(self._wake_waiters)
@@ -266,7 +285,7 @@ class Journal:
         steady traffic does not pay for a new file after every batch)."""
         self._reap()
         active = self._active
-        if (active is not None and active.last_seq <= self._committed and self._synced == self._appended
+        if (active is not None and active.last_seq <= self._committed and self._written == self._appended
                 and time.monotonic() - self._last_write >= self._idle_seconds):
             self._active = None
             _remove(active)
@@ -294,6 +313,8 @@ class Journal:
             else:
                 os.close(segment.fd)
         self._sealed.clear()
+        if self._syncer is not None:
+            self._syncer.close()
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._wake_waiters)
@@ -331,6 +352,11 @@ class Journal:
             call.loop.call_soon_threadsafe(settle)
 
 
+    def _on_synced(self, seq: int) -> None:
+        self._synced = max(self._synced, seq)
+        self.syncs += 1
+
+
 def _remove(segment: _Segment) -> None:
     # Unlinked while still locked, so no replayer can claim a file whose rows are already stored.
     segment.path.unlink(missing_ok=True)
@@ -343,72 +369,3 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# ---- replay: files no live process holds ----------------------------------------------------------
-class Claimed:
-    """A journal file this process holds the lock on, read a batch at a time (blocking: call it in a
-    thread). `finish()` deletes it once every row is stored; `release()` leaves it for a later try."""
-
-    def __init__(self, path: Path, file: IO[bytes], metrics: Any = None) -> None:
-        self.path = path
-        self._file = file
-        self._metrics = metrics
-        self.torn = 0
-
-    def read(self, rows: int) -> list[UsageEvent]:
-        events: list[UsageEvent] = []
-        while len(events) < rows:
-            line = self._file.readline()
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                events.append(UsageEvent.from_json(orjson.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                # A line cut by a crash mid-write: its request was never answered (nor acknowledged).
-                self.torn += 1
-                if self._metrics is not None:
-                    self._metrics.usage_journal_errors.labels("torn_line").inc()
-                log.error("usage_journal_line_unreadable", path=str(self.path), complete=line.endswith(b"\n"))
-        return events
-
-    def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self._file.close()
-
-    def release(self) -> None:
-        self._file.close()
-
-
-def orphans(directory: Path, legacy: tuple[Path, ...] = ()) -> list[Path]:
-    """Journal files that may belong to no live process (blocking). `legacy`: the spill files of
-    versions before the journal, replayed the same way."""
-    found = sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []
-    for path in legacy:
-        found += sorted(path.parent.glob(f"{path.name}.replaying-*"))
-        if path.exists():
-            found.append(path)
-    return found
-
-
-def claim(path: Path, metrics: Any = None) -> Claimed | None:
-    """The file, locked by this process, or None while a live process holds it or once it is gone."""
-    try:
-        file = path.open("rb")
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        # Its owner may have deleted it (all stored) between our open and our lock.
-        if os.fstat(file.fileno()).st_nlink == 0:
-            file.close()
-            return None
-    except BlockingIOError:
-        file.close()
-        return None
-    except BaseException:
-        file.close()
-        raise
-    return Claimed(path, file, metrics)

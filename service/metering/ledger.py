@@ -35,7 +35,8 @@ import structlog
 from service.alerts.rules import DEFAULT_SPIKE, SpikeRule
 from service.db.pool import Conn
 from service.metering.events import USAGE_COLUMNS, UsageEvent
-from service.metering.journal import Journal, claim, orphans
+from service.metering.journal import Journal
+from service.metering.journal_replay import claim, orphans
 from service.tasks import cancel_and_wait
 
 log = structlog.get_logger("switchyard.ledger")
@@ -143,6 +144,7 @@ class UsageWriter:
         journal_dir: Path | None,
         *,
         legacy_spill: tuple[Path, ...] = (),
+        journal_wait: str = "sync",
         max_queue: int = 100_000,
         flush_rows: int = 500,
         flush_seconds: float = 0.2,
@@ -154,7 +156,8 @@ class UsageWriter:
         measuring what the journal costs, never for production)."""
         self._pool_getter = pool_getter
         self._spike = spike
-        self.journal = Journal(journal_dir, metrics=metrics) if journal_dir is not None else None
+        self.journal = (Journal(journal_dir, wait_for=journal_wait, metrics=metrics)
+                        if journal_dir is not None else None)
         self._journal_dir = journal_dir
         self._legacy = legacy_spill
         self._queue: deque[tuple[int, UsageEvent]] = deque()

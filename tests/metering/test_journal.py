@@ -12,10 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pytest
 
 from service.db.pool import create_pool
 from service.metering.events import UsageEvent
-from service.metering.journal import Journal, claim, encode, orphans
+from service.metering.journal import Journal, encode
+from service.metering.journal_replay import claim, orphans
 from service.metering.ledger import UsageWriter
 from service.observability.metrics import Metrics
 from tests.support import fetch
@@ -220,3 +222,34 @@ def test_uuids_from_the_database_driver_are_journaled_too():
     back = UsageEvent.from_json(orjson.loads(encode(e)))
     assert back.tenant_id == tenant
     assert back.key_id == e.key_id
+
+
+async def test_write_mode_answers_at_the_write_and_syncs_behind_it(tmp_path):
+    journal = Journal(tmp_path / "journal", wait_for="write")
+    journal.start()
+    try:
+        rows = [event() for _ in range(50)]
+        for e in rows:
+            journal.append(e)
+        assert await journal.durable() is True
+        [segment] = segment_files(tmp_path / "journal")
+        # Written into the kernel: another process reading the file (a replayer after kill -9) sees it.
+        assert [UsageEvent.from_json(orjson.loads(line)) for line in segment.read_bytes().splitlines()] == rows
+        for _ in range(200):
+            if journal.synced == journal.appended:
+                break
+            await asyncio.sleep(0.01)
+        assert journal.synced == journal.appended  # and on the disk shortly after
+    finally:
+        await journal.close()
+    assert len(os.listdir("/proc/self/fd")) < 200  # the syncer closed the descriptors it was handed
+
+
+def test_the_journal_mode_is_checked_at_start():
+    from service.settings import SettingsError, load_settings
+
+    assert load_settings({"SWITCHYARD_USAGE_JOURNAL": "write"}).usage_journal == "write"
+    assert load_settings({"SWITCHYARD_USAGE_JOURNAL": "off"}).journal_dir() is None
+    assert load_settings({}).usage_journal == "sync"
+    with pytest.raises(SettingsError, match="SWITCHYARD_USAGE_JOURNAL"):
+        load_settings({"SWITCHYARD_USAGE_JOURNAL": "sometimes"})
