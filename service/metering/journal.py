@@ -226,7 +226,7 @@ class Journal:
                     self._reap()
                 else:
                     self._idle()
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - cleanup is retried on the next round
                 log.warning("usage_journal_cleanup_failed", error=type(exc).__name__)
             if closing:
                 with self._cond:

@@ -60,10 +60,10 @@ class Claimed:
         self._file.close()
 
 
-def orphans(directory: Path, legacy: tuple[Path, ...] = ()) -> list[Path]:
+def orphans(directory: Path | None, legacy: tuple[Path, ...] = ()) -> list[Path]:
     """Journal files that may belong to no live process (blocking). `legacy`: the spill files of
     versions before the journal, replayed the same way."""
-    found = sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []
+    found = sorted(directory.glob(f"*{SUFFIX}")) if directory is not None and directory.is_dir() else []
     for path in legacy:
         found += sorted(path.parent.glob(f"{path.name}.replaying-*"))
         if path.exists():

@@ -351,9 +351,8 @@ class UsageWriter:
             return 0
         if not self._db_ok and not await self._database_answers():
             return 0
-        directory = self._journal_dir or self._legacy[0].parent
         total = 0
-        for path in await asyncio.to_thread(orphans, directory, self._legacy):
+        for path in await asyncio.to_thread(orphans, self._journal_dir, self._legacy):
             claimed = await asyncio.to_thread(claim, path, self._metrics)
             if claimed is None:
                 continue  # a live process's, or already replayed by another

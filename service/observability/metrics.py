@@ -195,7 +195,8 @@ class Metrics:
         self.usage_journal_errors = Counter(
             "switchyard_usage_journal_errors_total",
             "Usage journal trouble by kind: write (a failed append or sync, retried), durable_timeout "
-            "(an answer sent before its row reached the disk), torn_line (an unreadable line skipped on replay), encode (a row only in memory).",
+            "(an answer sent before its row reached the disk), torn_line (an unreadable line skipped on "
+            "replay), encode (a row only in memory), sync (a failed fdatasync behind an answer in write mode).",
             ["kind"],
             registry=r,
         )
