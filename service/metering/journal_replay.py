@@ -19,7 +19,7 @@ import orjson
 import structlog
 
 from service.metering.events import UsageEvent
-from service.metering.journal import SUFFIX
+from service.metering.journal import SUFFIX, encode
 
 log = structlog.get_logger("switchyard.journal")
 
@@ -90,3 +90,13 @@ def claim(path: Path, metrics: Any = None) -> Claimed | None:
         file.close()
         raise
     return Claimed(path, file, metrics)
+
+
+def set_aside(journal_dir: Path, event: UsageEvent) -> None:
+    """Keeps a row Postgres refuses (blocking), under `rejected/`, which replay never reads."""
+    path = journal_dir / "rejected" / f"{os.getpid()}{SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as f:
+        f.write(encode(event))
+        f.flush()
+        os.fsync(f.fileno())

@@ -36,7 +36,7 @@ from service.alerts.rules import DEFAULT_SPIKE, SpikeRule
 from service.db.pool import Conn
 from service.metering.events import USAGE_COLUMNS, UsageEvent
 from service.metering.journal import Journal
-from service.metering.journal_replay import claim, orphans
+from service.metering.journal_replay import claim, orphans, set_aside
 from service.tasks import cancel_and_wait
 
 log = structlog.get_logger("switchyard.ledger")
@@ -133,25 +133,17 @@ async def write_batch(conn: Conn, events: list[UsageEvent],
     raise AssertionError("unreachable")
 
 
+# Postgres answered and refuses the data (a NUL in text, a value out of range): retrying cannot help.
+_REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 _REPLAY_ROWS = 1000
 
 
 class UsageWriter:
-    def __init__(
-        self,
-        pool_getter: Callable[[], asyncpg.Pool | None],
-        journal_dir: Path | None,
-        *,
-        legacy_spill: tuple[Path, ...] = (),
-        journal_wait: str = "sync",
-        max_queue: int = 100_000,
-        flush_rows: int = 500,
-        flush_seconds: float = 0.2,
-        replay_seconds: float = 5.0,
-        metrics: Any = None,
-        spike: SpikeRule = DEFAULT_SPIKE,
-    ) -> None:
+    def __init__(self, pool_getter: Callable[[], asyncpg.Pool | None], journal_dir: Path | None, *,
+                 legacy_spill: tuple[Path, ...] = (), journal_wait: str = "sync", max_queue: int = 100_000,
+                 flush_rows: int = 500, flush_seconds: float = 0.2, replay_seconds: float = 5.0,
+                 metrics: Any = None, spike: SpikeRule = DEFAULT_SPIKE) -> None:
         """`journal_dir` None: no journal (rows live in memory until Postgres takes them; for
         measuring what the journal costs, never for production)."""
         self._pool_getter = pool_getter
@@ -178,6 +170,7 @@ class UsageWriter:
         self.spilled = 0
         self.replayed = 0
         self.dropped = 0
+        self.rejected = 0
         self.loop_errors = 0
 
     @property
@@ -309,12 +302,21 @@ class UsageWriter:
         log.warning("usage_rows_handed_to_journal", rows=shed)
 
     async def _write(self, batch: list[UsageEvent]) -> bool:
+        """True once Postgres holds the batch (less any row it refuses, set aside); False while it is away."""
         pool = self._pool_getter()
         if pool is None:
             return False
         try:
             async with pool.acquire(timeout=2) as conn:
                 await write_batch(conn, batch, self._spike)
+        except _REFUSED as exc:
+            # Postgres answered, and refuses something in this batch: halves find the row, so one bad
+            # row neither stalls the queue nor takes good rows with it.
+            if len(batch) == 1:
+                await self._set_aside(batch[0], exc)
+                return True
+            middle = len(batch) // 2
+            return await self._write(batch[:middle]) and await self._write(batch[middle:])
         except _DB_ERRORS as exc:
             self._db_ok = False
             if self._metrics is not None:
@@ -326,6 +328,16 @@ class UsageWriter:
         if self._metrics is not None:
             self._metrics.usage_rows.labels("written").inc(len(batch))
         return True
+
+    async def _set_aside(self, event: UsageEvent, exc: Exception) -> None:
+        """A row Postgres will never take is kept for an operator, outside what is replayed."""
+        self.rejected += 1
+        if self._metrics is not None:
+            self._metrics.usage_rows.labels("rejected").inc()
+        log.error("usage_row_refused", request_id=event.request_id, attempt=event.attempt,
+                  error=type(exc).__name__, detail=str(exc)[:200])
+        if self._journal_dir is not None:
+            await asyncio.to_thread(set_aside, self._journal_dir, event)
 
     async def _database_answers(self) -> bool:
         pool = self._pool_getter()

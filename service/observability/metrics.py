@@ -177,7 +177,8 @@ class Metrics:
         )
         self.usage_rows = Counter(
             "switchyard_usage_rows_total",
-            "Usage rows by fate: written, spilled (to the local file), replayed (from it), dropped.",
+            "Usage rows by fate: written, spilled (a write failed: kept in the journal), replayed (written "
+            "later), dropped (no journal), rejected (refused by Postgres, set aside under journal/rejected).",
             ["fate"],
             registry=r,
         )

@@ -253,3 +253,32 @@ def test_the_journal_mode_is_checked_at_start():
     assert load_settings({}).usage_journal == "sync"
     with pytest.raises(SettingsError, match="SWITCHYARD_USAGE_JOURNAL"):
         load_settings({"SWITCHYARD_USAGE_JOURNAL": "sometimes"})
+
+
+async def test_a_row_postgres_refuses_is_set_aside_and_never_stalls_the_others(tmp_path, database_url):
+    tenant = uuid.uuid4()
+    metrics = Metrics()
+    pool = await create_pool(database_url)
+    writer = UsageWriter(lambda: pool, tmp_path / "journal", flush_seconds=0.02, metrics=metrics)
+    writer.start()
+    try:
+        poison = event(tenant, end_user="nul\x00byte")  # Postgres text cannot hold a NUL
+        rows = [event(tenant) for _ in range(10)] + [poison] + [event(tenant) for _ in range(10)]
+        for e in rows:
+            writer.submit(e)
+        stored: list = []
+        for _ in range(200):
+            stored = await fetch(database_url, "SELECT request_id FROM usage_events WHERE tenant_id = $1", tenant)
+            if len(stored) == 20 and writer.depth == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(r["request_id"] for r in stored) == sorted(e.request_id for e in rows if e is not poison)
+        assert writer.depth == 0
+        assert metrics.usage_rows.labels("rejected")._value.get() == 1
+    finally:
+        await writer.stop()
+        await pool.close()
+    # Kept for an operator, outside what is replayed.
+    [kept] = (tmp_path / "journal" / "rejected").glob("*.jsonl")
+    assert UsageEvent.from_json(orjson.loads(kept.read_bytes())) == poison
+    assert segment_files(tmp_path / "journal") == []
