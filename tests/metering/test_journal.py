@@ -282,3 +282,41 @@ async def test_a_row_postgres_refuses_is_set_aside_and_never_stalls_the_others(t
     [kept] = (tmp_path / "journal" / "rejected").glob("*.jsonl")
     assert UsageEvent.from_json(orjson.loads(kept.read_bytes())) == poison
     assert segment_files(tmp_path / "journal") == []
+
+
+async def test_no_journal_file_is_touched_from_the_event_loop(tmp_path, monkeypatch):
+    """submit(), a full queue, shutdown: every open, write and sync of a journal file runs in a thread."""
+    import threading
+
+    loop_thread = threading.current_thread()
+    ours: set[int] = set()
+    on_loop: list[str] = []
+    real_open, real_write, real_sync = os.open, os.write, os.fdatasync
+
+    def watched_open(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        if str(path).startswith(str(tmp_path)):
+            ours.add(fd)
+            if threading.current_thread() is loop_thread:
+                on_loop.append(f"open {path}")
+        return fd
+
+    def watched(name, real):
+        def call(fd, *args):
+            if fd in ours and threading.current_thread() is loop_thread:
+                on_loop.append(name)
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "open", watched_open)
+    monkeypatch.setattr(os, "write", watched("write", real_write))
+    monkeypatch.setattr(os, "fdatasync", watched("fdatasync", real_sync))
+    writer = UsageWriter(lambda: None, tmp_path / "journal", max_queue=100, flush_seconds=0.02)
+    writer.start()
+    for _ in range(300):  # past the queue's bound: segments are handed off
+        writer.submit(event())
+    await writer.durable()
+    await asyncio.sleep(0.2)
+    await writer.stop()
+    assert ours  # the journal did write its files
+    assert on_loop == []
