@@ -271,6 +271,7 @@ class Journal:
             _sync_directory(self.directory)
         except BaseException:
             os.close(fd)
+            temporary.unlink(missing_ok=True)
             raise
         return _Segment(path, fd, time.monotonic(), first_seq, first_seq - 1)
 

@@ -320,3 +320,37 @@ async def test_no_journal_file_is_touched_from_the_event_loop(tmp_path, monkeypa
     await writer.stop()
     assert ours  # the journal did write its files
     assert on_loop == []
+
+
+async def test_a_failing_disk_is_retried_and_the_rows_kept(tmp_path, monkeypatch):
+    metrics = Metrics()
+    failures = {"left": 2}
+    real_sync = os.fdatasync
+
+    def flaky_sync(fd: int) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(5, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", flaky_sync)
+    journal = Journal(tmp_path / "journal", metrics=metrics)
+    journal.start()
+    rows = [event() for _ in range(3)]
+    try:
+        for e in rows:
+            journal.append(e)
+        assert await journal.durable() is True
+        assert journal.errors == 2
+        assert metrics.usage_journal_errors.labels("write")._value.get() == 2
+    finally:
+        await journal.close()
+    # Every row is in some segment the replay will read (a failed segment may hold them twice).
+    seen = set()
+    for path in segment_files(tmp_path / "journal"):
+        claimed = claim(path)
+        assert claimed is not None
+        seen |= {e.request_id for e in claimed.read(100)}
+        claimed.release()
+    assert seen == {e.request_id for e in rows}
+    assert not list((tmp_path / "journal").glob("*.new"))
