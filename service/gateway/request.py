@@ -113,15 +113,17 @@ class Gateway:
             ctx.completion_tokens = finished.event.completion_tokens
         finally:
             self.settle(ctx)
-        # The request's usage rows reach the disk before any byte of its answer leaves.
-        await self.attempts.ledger.durable()
         out = completion.body
         if view.exclude_reasoning:
             strip_reasoning(out)
         usage = out.get("usage")
         if isinstance(usage, dict):
             add_cost(usage, ctx.billed)
-        return Answer(out, self.headers(ctx, cost=ctx.billed))
+        answer = Answer(out, self.headers(ctx, cost=ctx.billed))
+        # The request's usage rows reach the disk before any byte of its answer leaves (the journal
+        # thread started on them when the attempt ended, so the work above overlaps the wait).
+        await self.attempts.ledger.durable()
+        return answer
 
     async def stream(self, ctx: RequestContext, body: dict[str, Any], view: ChatRequestView,
                      encoder: StreamEncoder) -> tuple[Relay, dict[str, str]]:
