@@ -225,8 +225,9 @@ class Database:
 
 
 def spilled_rows(data_dir: Path) -> int:
-    path = data_dir / "usage-spill.jsonl"
-    if not path.exists():
-        return 0
-    with path.open("rb") as f:
-        return sum(1 for _ in f)
+    """Rows the gateway left in its usage journal (not in Postgres when it stopped)."""
+    total = 0
+    for path in (data_dir / "journal").glob("*.jsonl"):
+        with path.open("rb") as f:
+            total += sum(1 for _ in f)
+    return total

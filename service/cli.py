@@ -93,6 +93,9 @@ def serve_forever(host: str, port: int, workers: int, metrics_port: int | None =
         log_access=False,
         backlog=2048,
         workers_kill_timeout=660,
+        # A worker that dies (OOM, a segfault, kill -9) is replaced while the others keep serving; its
+        # usage journal is replayed by whichever process claims it first.
+        respawn_failed_workers=True,
     ).serve()
 
 

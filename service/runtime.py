@@ -94,7 +94,9 @@ class Runtime:
         self.auth.subscribers.append(self._announcement)
         self.ledger = UsageWriter(
             lambda: self.pool,
-            settings.spill_path(),
+            settings.journal_dir(),
+            legacy_spill=(settings.spill_path(),),
+            journal_wait=settings.usage_journal,
             max_queue=settings.usage_queue_max,
             flush_rows=settings.usage_flush_rows,
             flush_seconds=settings.usage_flush_seconds,
@@ -132,7 +134,7 @@ class Runtime:
         try:
             await self._connected(await create_pool(self.database_url))
         except _DB_ERRORS as exc:
-            # Serve anyway: usage spills to disk and replays when the database returns.
+            # Serve anyway: usage waits in the journal and replays when the database returns.
             log.error("database_unavailable_at_start", error=type(exc).__name__)
             self.pool = None
             self._tasks.append(asyncio.create_task(self._connect_later(), name="connect-later"))

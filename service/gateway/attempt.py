@@ -63,6 +63,10 @@ class AttemptObserver(Protocol):
 class UsageSink(Protocol):
     def submit(self, event: UsageEvent) -> None: ...
 
+    async def durable(self) -> None:
+        """Returns once every row submitted so far is on disk: awaited before an answer's last byte."""
+        ...
+
 
 class CatalogSource(Protocol):
     @property

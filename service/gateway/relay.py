@@ -124,7 +124,7 @@ class Relay:
 
     def __init__(self, ctx: RequestContext, attempt: Attempt, upstream: ChunkStream, encoder: StreamEncoder,
                  on_end: Callable[[RequestContext, FinishedAttempt, float | None], None], *,
-                 exclude_reasoning: bool = False) -> None:
+                 exclude_reasoning: bool = False, durable: Callable[[], Awaitable[None]] | None = None) -> None:
         self.ctx = ctx
         self.exclude_reasoning = exclude_reasoning
         self.attempt = attempt
@@ -135,6 +135,8 @@ class Relay:
         self._upstream_to_first_token: float | None = None
         # Awaited after a complete answer, before its last bytes leave (stored responses).
         self.after: Callable[[], Awaitable[None]] | None = None
+        # Awaited before the stream's last event: its usage rows are on disk before the client has it all.
+        self._durable = durable
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._iterator is None:
@@ -242,6 +244,8 @@ class Relay:
             tail = encoder.end(done.cost.usage, ctx.billed)
             if self.after is not None:
                 await self.after()
+        if self._durable is not None:
+            await self._durable()
         yield tail
 
 

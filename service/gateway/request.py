@@ -120,7 +120,11 @@ class Gateway:
         usage = out.get("usage")
         if isinstance(usage, dict):
             add_cost(usage, ctx.billed)
-        return Answer(out, self.headers(ctx, cost=ctx.billed))
+        answer = Answer(out, self.headers(ctx, cost=ctx.billed))
+        # The request's usage rows reach the disk before any byte of its answer leaves (the journal
+        # thread started on them when the attempt ended, so the work above overlaps the wait).
+        await self.attempts.ledger.durable()
+        return answer
 
     async def stream(self, ctx: RequestContext, body: dict[str, Any], view: ChatRequestView,
                      encoder: StreamEncoder) -> tuple[Relay, dict[str, str]]:
@@ -133,7 +137,8 @@ class Gateway:
             self.settle(ctx)
             raise
         self._served(ctx, attempt.candidate)
-        relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning)
+        relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning,
+                      durable=self.attempts.ledger.durable)
         return relay, self.headers(ctx)
 
     def _stream_ended(self, ctx: RequestContext, finished: FinishedAttempt, upstream_share: float | None) -> None:

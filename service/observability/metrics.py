@@ -177,13 +177,28 @@ class Metrics:
         )
         self.usage_rows = Counter(
             "switchyard_usage_rows_total",
-            "Usage rows by fate: written, spilled (to the local file), replayed (from it), dropped.",
+            "Usage rows by fate: written, spilled (a write failed: kept in the journal), replayed (written "
+            "later), dropped (no journal), rejected (refused by Postgres, set aside under journal/rejected).",
             ["fate"],
             registry=r,
         )
         self.usage_write_errors = Counter(
             "switchyard_usage_write_errors_total",
             "Failed batch writes of usage rows to Postgres.",
+            registry=r,
+        )
+        self.usage_writer_errors = Counter(
+            "switchyard_usage_writer_errors_total",
+            "Unexpected exceptions in the usage writer's loops (each kept its rows and went on), by loop.",
+            ["task"],
+            registry=r,
+        )
+        self.usage_journal_errors = Counter(
+            "switchyard_usage_journal_errors_total",
+            "Usage journal trouble by kind: write (a failed append or sync, retried), durable_timeout "
+            "(an answer sent before its row reached the disk), torn_line (an unreadable line skipped on "
+            "replay), encode (a row only in memory), sync (a failed fdatasync behind an answer in write mode).",
+            ["kind"],
             registry=r,
         )
         self.cost_drift = Counter(

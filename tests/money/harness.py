@@ -129,6 +129,9 @@ class ListSink:
     def submit(self, event: UsageEvent) -> None:
         self.events.append(event)
 
+    async def durable(self) -> None:
+        """In memory: nothing to wait for."""
+
 
 class RaisingObserver:
     def attempt_ended(self, finished: FinishedAttempt) -> None:

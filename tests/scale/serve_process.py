@@ -25,10 +25,11 @@ def free_port() -> int:
 
 class ServeProcess:
     def __init__(self, standins, database_url: str, *, workers: int = 2, metrics_dir: bool = True,
-                 **env: str) -> None:
+                 data_dir: Path | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = Path(tempfile.mkdtemp(prefix="switchyard-serve-"))
+        # A given data_dir: a restart of an earlier server, finding what it left (its usage journal).
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="switchyard-serve-"))
         self.log_path = self.data_dir / "server.log"
         self.env = {**os.environ, **gateway_env(standins, database_url, self.data_dir, **env)}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -77,6 +78,17 @@ class ServeProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is still there
         return code if code is not None else self.process.wait(10)
+
+    def workers_pids(self) -> list[int]:
+        """The worker processes granian's master has forked (its direct children)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(c) for c in children]
+
+    def kill_all(self) -> None:
+        """kill -9 of the whole server, master and workers at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

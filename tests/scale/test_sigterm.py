@@ -69,7 +69,7 @@ async def test_sigterm_drains_streams_and_usage(standins, database_url):
     rows = await wait_for_rows(database_url, "SELECT status FROM usage_events WHERE tenant_id = $1", 6,
                                tenant.tenant_id, timeout=5)
     assert [r["status"] for r in rows] == ["ok"] * 6  # the queue drained before exit
-    assert not (server.data_dir / "usage-spill.jsonl").exists()
+    assert not list((server.data_dir / "journal").glob("*.jsonl"))  # every row in Postgres: journal cleared
     await fetch(database_url, "SELECT 1")
 
 
