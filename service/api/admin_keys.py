@@ -33,7 +33,7 @@ from service.auth.cache import AuthCache, notify_key_changed
 from service.catalog.model import Catalog
 from service.db.pool import Db
 from service.errors import GatewayError, invalid
-from service.input_limits import echo
+from service.input_limits import check_storable, echo
 
 KEY_FIELDS = ("name", "rpm_limit", "tpm_limit", "expires_at", "metadata", "allowed_models", "project_id")
 DEFAULT_GRACE = timedelta(days=1)
@@ -48,7 +48,7 @@ def key_changes(body: Any, catalog: Catalog) -> dict[str, Any]:
         name = body["name"]
         if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
             raise invalid(f"`name` must be a string of at most {MAX_NAME} characters, or null.", "name")
-        changes["name"] = name
+        changes["name"] = None if name is None else check_storable(name, "name")
     for param in ("rpm_limit", "tpm_limit"):
         if param in body:
             changes[param] = optional_limit(body[param], param)
@@ -62,7 +62,7 @@ def key_changes(body: Any, catalog: Catalog) -> dict[str, Any]:
         ref = body["project_id"]
         if ref is not None and (not isinstance(ref, str) or not ref or len(ref) > MAX_NAME):
             raise invalid("`project_id` must be a project id or name, or null.", "project_id")
-        changes["project_id"] = ref
+        changes["project_id"] = None if ref is None else check_storable(ref, "project_id")
     return changes
 
 
