@@ -17,6 +17,7 @@ from typing import Any
 from litestar import Request, Response, get
 
 from service.api.common import json_response, runtime
+from service.api.openapi_admin import admin_paths, admin_schemas
 from service.api.openapi_agents import (
     ANTHROPIC_ERROR,
     COUNT_TOKENS_REQUEST,
@@ -29,358 +30,108 @@ from service.api.openapi_agents import (
     RESPONSES_REQUEST,
     TOKEN_COUNT,
 )
-from service.api.openapi_chat import (
-    CHAT_COMPLETION,
-    CHAT_EVENT,
-    CHAT_EXAMPLE,
-    NO_NUL,
+from service.api.openapi_chat import CHAT_COMPLETION, CHAT_EVENT, CHAT_EXAMPLE, NO_NUL, chat_request_schema
+from service.api.openapi_console import SECURITY_SCHEME, SESSION, console_paths, console_schemas
+from service.api.openapi_parts import (
+    ANTHROPIC_STATUS,
+    ERROR,
+    INT,
+    REF_PATTERN,
+    REQUEST_ID,
+    STATUS_TEXT,
+    STR,
     JsonSchema,
-    chat_request_schema,
+    anthropic_error_response,
+    error_response,
+    ok,
+    op,
+    param,
+    ref,
 )
-from service.api.usage import MAX_QUERY_CHARS
-from service.catalog.model import FRONT_ENDS, Catalog
-from service.errors import is_permanent
-from service.metering.budget_records import PERIODS
-from service.metering.reports import GROUP_KEYS
-
-STATUS_TEXT = {
-    400: "The request is malformed or a parameter is invalid (`param` names it).",
-    401: "No credentials, or wrong ones.",
-    402: "A hard budget cannot cover the request's worst-case cost, or every route costs more than "
-         "`provider.max_cost_usd`.",
-    403: "Not allowed: a model outside the tenant's allow-list, or the admin API is disabled.",
-    404: "Not found.",
-    408: "The request body stopped arriving before it was complete; the connection is closed.",
-    409: "Conflicts with an existing resource.",
-    413: "The request body is larger than the gateway accepts.",
-    415: "The body is not sent as application/json.",
-    429: "A rate limit of the key (or of every upstream) was reached; retry after `retry-after`.",
-    431: "The request headers are larger than the gateway accepts.",
-    500: "An error inside the gateway.",
-    502: "Every route failed upstream.",
-    503: "Unavailable for now (the database, or every route at capacity); retry after `retry-after`.",
-    504: "Every route timed out upstream.",
-}
-
-ERROR: JsonSchema = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["error"],
-    "properties": {"error": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["message", "type", "param", "code"],
-        "properties": {
-            "message": {"type": "string"},
-            "type": {"type": "string"},
-            "param": {"type": ["string", "null"]},
-            "code": {"type": ["string", "null"]},
-        },
-    }},
-}
-
-_REQUEST_ID = {"description": "The client's x-request-id when it sent a sane one, else a new id.", "required": True,
-               "schema": {"type": "string"}}
-_SHOULD_NOT_RETRY = {"description": "A permanent failure: the OpenAI SDKs do not retry it.", "required": True,
-                     "schema": {"type": "string", "const": "false"}}
-_RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}
-
-_STR: JsonSchema = {"type": "string"}
-_INT: JsonSchema = {"type": "integer"}
-_STR_OR_NULL: JsonSchema = {"type": ["string", "null"]}
-_NAME_PATTERN = "^[^\\s\\u0000]([^\\u0000]*[^\\s\\u0000])?$"
-_REF_PATTERN = "^[^\\u0000/]+$"
-_MAX_NAME = 200
-_LIMIT: JsonSchema = {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1}
+from service.api.openapi_usage import usage_paths, usage_schemas
+from service.catalog.model import Catalog
 
 
-def _ref(name: str) -> JsonSchema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _list_of(item: str) -> JsonSchema:
-    return {"type": "object", "required": ["object", "data"],
-            "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _ref(item)}}}
-
-
-def _error_response(status: int) -> dict[str, Any]:
-    headers: dict[str, Any] = {"x-request-id": _REQUEST_ID}
-    if is_permanent(status):
-        headers["x-should-retry"] = _SHOULD_NOT_RETRY
-    if status in (429, 503):
-        headers["retry-after"] = _RETRY_AFTER
-    return {"description": STATUS_TEXT[status], "headers": headers,
-            "content": {"application/json": {"schema": _ref("Error")}}}
-
-
-def _ok(description: str, schema: JsonSchema | None = None, *, media: dict[str, JsonSchema] | None = None
-        ) -> dict[str, Any]:
-    content = media if media is not None else {"application/json": schema or {"type": "object"}}
-    return {"description": description, "headers": {"x-request-id": _REQUEST_ID},
-            "content": {kind: {"schema": s} for kind, s in content.items()}}
-
-
-def _param(name: str, where: str, schema: JsonSchema, description: str, *, required: bool = False
-           ) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
-            "description": description}
-
-
-def _op(summary: str, tag: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...], *,
-        security: str | None = None, parameters: list[dict[str, Any]] | None = None,
-        body: JsonSchema | None = None, body_required: bool = True, example: Any = None,
-        anthropic: bool = False) -> dict[str, Any]:
-    statuses = set(errors) | {431, 500}
-    if security is not None:
-        statuses |= {401, 503}
-    if body is not None:
-        statuses |= {400, 408, 413, 415}
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "operationId": _operation_id(summary),
-                          "responses": {str(s): r for s, r in sorted(ok.items())}}
-    for status in sorted(statuses):
-        if anthropic and status != 431:  # 431 comes from a layer below every API: OpenAI's shape
-            shown = ANTHROPIC_STATUS.get(status, status)
-            op["responses"][str(shown)] = {"$ref": f"#/components/responses/A{shown}"}
-        else:
-            op["responses"][str(status)] = {"$ref": f"#/components/responses/E{status}"}
-    op["security"] = [{security: []}] if security else []
-    if parameters:
-        op["parameters"] = parameters
-    if body is not None:
-        media: dict[str, Any] = {"schema": body}
-        if example is not None:
-            media["example"] = example
-        op["requestBody"] = {"required": body_required, "content": {"application/json": media}}
-    return op
-
-
-# How the Messages API shows the gateway's statuses (service.inbound.anthropic_errors).
-ANTHROPIC_STATUS = {502: 500, 503: 529}
-_ANTHROPIC_TEXT = {**STATUS_TEXT, 529: "Overloaded: every route at capacity, or the database away; retry."}
-
-
-def _anthropic_error_response(status: int) -> dict[str, Any]:
-    return {"description": _ANTHROPIC_TEXT[status], "headers": {"x-request-id": _REQUEST_ID},
-            "content": {"application/json": {"schema": _ref("AnthropicError")}}}
-
-
-def _operation_id(summary: str) -> str:
-    return "".join(word.capitalize() for word in summary.replace("'", "").split()[:6])
-
-
-def _date(name: str, what: str) -> dict[str, Any]:
-    return _param(name, "query", {"type": "string", "format": "date", "maxLength": MAX_QUERY_CHARS},
-                  f"{what}, a UTC day (YYYY-MM-DD) from 0001-01-02 to 9999-12-30; the range spans at most 366 "
-                  "days and `to` is not before `from`.")
-
-
-def _instant(name: str, what: str) -> dict[str, Any]:
-    return _param(name, "query", {"anyOf": [{"type": "string", "format": "date"},
-                                            {"type": "string", "format": "date-time"}], "maxLength": MAX_QUERY_CHARS},
-                  f"{what}: an ISO 8601 date or date-time (UTC unless it names an offset); the range spans at "
-                  "most 366 days and `to` is after `from`.")
-
-
-_FORMAT = _param("format", "query", {"type": "string", "enum": ["csv", "jsonl"]}, "Export format; csv by default.")
-_EXPORT_MEDIA = {"text/csv": {"type": "string"}, "application/x-ndjson": {"type": "string"}}
-_TENANT_REF = _param("tenant", "path", {"type": "string", "minLength": 1, "maxLength": _MAX_NAME,
-                                        "pattern": _REF_PATTERN}, "A tenant's id or name.")
-
-
-def _admin_schemas(catalog: Catalog) -> dict[str, JsonSchema]:
-    models = sorted(catalog.models) + sorted(catalog.pools)
-    markup = {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,6})?$"},
-                        {"type": "integer", "minimum": 0, "maximum": 999_999}],
-              "description": "A non-negative decimal below 1,000,000 with at most 6 places (0.25 adds 25%)."}
-    tenant_fields: dict[str, JsonSchema] = {
-        "name": {"type": "string", "minLength": 1, "maxLength": _MAX_NAME, "pattern": _NAME_PATTERN},
-        "markup": markup,
-        "allowed_models": {"type": ["array", "null"], "items": {"type": "string", "enum": models},
-                           "description": "Models and pools the tenant may use; null for all."},
-        "denied_front_ends": {"type": "array", "items": {"type": "string", "enum": list(FRONT_ENDS)}},
-    }
+def _schemas() -> dict[str, JsonSchema]:
     return {
-        "Tenant": {"type": "object", "required": ["id", "name", "status", "markup", "allowed_models",
-                                                  "denied_front_ends"],
-                   "properties": {"id": {"type": "string", "format": "uuid"}, "name": _STR,
-                                  "status": {"enum": ["active", "disabled"]}, "markup": _STR,
-                                  "allowed_models": {"type": ["array", "null"], "items": _STR},
-                                  "denied_front_ends": {"type": "array", "items": _STR}}},
-        "TenantCreate": {"type": "object", "additionalProperties": False, "required": ["name"],
-                         "properties": tenant_fields},
-        "TenantPatch": {"type": "object", "additionalProperties": False, "properties": {
-            **tenant_fields, "status": {"type": "string", "enum": ["active", "disabled"]}}},
-        "Key": {"type": "object", "required": ["id", "tenant_id", "prefix", "name", "rpm_limit", "tpm_limit",
-                                               "created_at", "revoked_at"],
-                "properties": {"id": _STR, "tenant_id": _STR, "prefix": _STR, "name": _STR_OR_NULL,
-                               "rpm_limit": {"type": ["integer", "null"]}, "tpm_limit": {"type": ["integer", "null"]},
-                               "created_at": _STR, "revoked_at": _STR_OR_NULL}},
-        "KeyCreated": {"allOf": [_ref("Key"), {"type": "object", "required": ["key"], "properties": {"key": {
-            "type": "string", "description": "The plaintext key: shown this once, stored only as a hash."}}}]},
-        "KeyCreate": {"type": "object", "additionalProperties": False, "properties": {
-            "name": {"type": ["string", "null"], "maxLength": _MAX_NAME, "pattern": NO_NUL},
-            "rpm_limit": _LIMIT, "tpm_limit": _LIMIT}},
-        "Budget": {"type": "object", "required": ["id", "tenant_id", "key_id", "period", "limit_usd", "hard",
-                                                  "spent_usd"],
-                   "properties": {"id": _STR, "tenant_id": _STR, "key_id": _STR_OR_NULL, "key_prefix": _STR_OR_NULL,
-                                  "period": {"enum": list(PERIODS)}, "limit_usd": _STR, "hard": {"type": "boolean"},
-                                  "created_at": _STR, "current_period_start": _STR, "spent_usd": _STR,
-                                  "leased_usd": _STR, "deleted": {"type": "boolean"}}},
-        "BudgetPut": {"type": "object", "additionalProperties": False, "required": ["period", "limit_usd"],
-                      "properties": {
-                          "period": {"type": "string", "enum": list(PERIODS)},
-                          "limit_usd": {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,10}(\\.[0-9]{1,10})?$"},
-                                                  {"type": "integer", "minimum": 0, "maximum": 9_999_999_999}]},
-                          "hard": {"type": "boolean"},
-                          "key_id": {"type": ["string", "null"], "minLength": 1, "maxLength": _MAX_NAME,
-                                     "pattern": NO_NUL,
-                                     "description": "One of the tenant's keys (id or prefix); null for the tenant."}}},
-        "TenantList": _list_of("Tenant"),
-        "KeyList": _list_of("Key"),
-        "BudgetList": _list_of("Budget"),
-    }
-
-
-def _usage_schemas() -> dict[str, JsonSchema]:
-    return {
-        "Usage": {"type": "object", "required": ["object", "from", "to", "data", "total"],
-                  "properties": {"object": {"const": "usage"}, "from": _STR, "to": _STR,
-                                 "data": {"type": "array", "items": {"type": "object"}}, "total": {"type": "object"}}},
-        "UsageSummary": {"type": "object", "required": ["from", "to", "group_by", "data", "total"],
-                         "properties": {"from": _STR, "to": _STR, "group_by": {"type": "array", "items": _STR},
-                                        "data": {"type": "array", "items": {"type": "object"}},
-                                        "total": {"type": "object"}}},
         "Quote": {"type": "object", "required": ["model", "routes", "excluded", "estimated_prompt_tokens",
                                                  "max_attempts", "worst_case_usd", "price_version"],
-                  "properties": {"model": _STR, "routes": {"type": "array", "items": {"type": "object"}},
+                  "properties": {"model": STR, "routes": {"type": "array", "items": {"type": "object"}},
                                  "excluded": {"type": "array", "items": {
                                      "type": "object", "required": ["route", "reason", "code"]}},
-                                 "estimated_prompt_tokens": _INT, "max_attempts": _INT, "worst_case_usd": _STR,
-                                 "price_version": _STR}},
+                                 "estimated_prompt_tokens": INT, "max_attempts": INT, "worst_case_usd": STR,
+                                 "price_version": STR}},
         "Model": {"type": "object", "required": ["id", "object", "created", "owned_by", "kind"],
-                  "properties": {"id": _STR, "object": {"const": "model"}, "created": _INT, "owned_by": _STR,
+                  "properties": {"id": STR, "object": {"const": "model"}, "created": INT, "owned_by": STR,
                                  "kind": {"enum": ["model", "pool", "auto"]},
-                                 "models": {"type": "array", "items": _STR,
+                                 "models": {"type": "array", "items": STR,
                                             "description": "A pool's (or auto's) models."}}},
         "ModelList": {"type": "object", "required": ["object", "data", "price_version"],
-                      "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _ref("Model")},
-                                     "price_version": _STR}},
-        "Health": {"type": "object", "required": ["status"], "properties": {"status": _STR}},
+                      "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")},
+                                     "price_version": STR}},
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": STR}},
         "Ready": {"type": "object", "required": ["status", "checks"],
                   "properties": {"status": {"enum": ["ready", "not_ready"]}, "checks": {"type": "object"}}},
     }
 
 
-def _paths() -> dict[str, Any]:
-    chat_body = _ref("ChatCompletionRequest")
-    v1, admin = "TenantKey", "AdminToken"
-    period = _param("period", "query", {"type": "string", "pattern": "^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8]"
-                                        "[0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$|^9999-"
-                                        "(0[1-9]|1[01])$"},
-                    "The billing month, YYYY-MM (up to 9999-11).", required=True)
-    group_by = _param("group_by", "query", {"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern":
-                                            f"^({'|'.join(GROUP_KEYS)})(,({'|'.join(GROUP_KEYS)}))*$"},
-                      "A comma-separated subset of " + ", ".join(GROUP_KEYS) + "; tenant by default.")
-    key_ref = _param("key", "path", {"type": "string", "minLength": 1, "maxLength": _MAX_NAME,
-                                     "pattern": _REF_PATTERN}, "A key's id or prefix.")
-    budget_id = _param("budget", "path", {"type": "string", "format": "uuid"}, "A budget's id.")
-    model_id = _param("model_id", "path", {"type": "string", "minLength": 1, "pattern": NO_NUL},
-                      "A model slug (slugs hold a slash: `openai/gpt-oss-120b`), a pool or `auto`.")
-    this_document = _op("This document", "operations", {200: _ok("OpenAPI 3.1.", {"type": "object"})}, ())
-    response_id = _param("response_id", "path", {"type": "string", "minLength": 1, "maxLength": 128,
-                                                  "pattern": _REF_PATTERN}, "A stored response's id.")
-    messages_ok = {200: _ok("The message, or with `stream: true` Anthropic's event stream.", media={
-        "application/json": _ref("Message"), "text/event-stream": {"type": "string"}})}
-    responses_ok = {200: _ok("The response, or with `stream: true` its events.", media={
-        "application/json": _ref("Response"), "text/event-stream": {"type": "string"}})}
-    agents = {
-        "/v1/messages": {"post": _op(
-            "Create a message", "anthropic", messages_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,
-            body=_ref("MessagesRequest"), example=MESSAGES_EXAMPLE, anthropic=True)},
-        "/v1/messages/count_tokens": {"post": _op(
-            "Count a messages tokens", "anthropic", {200: _ok("The gateway's estimate.", _ref("TokenCount"))},
-            (400, 403, 404), security=v1, body=_ref("CountTokensRequest"), example=MESSAGES_EXAMPLE,
-            anthropic=True)},
-        "/v1/responses": {"post": _op(
-            "Create a response", "responses", responses_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,
-            body=_ref("ResponsesRequest"), example=RESPONSES_EXAMPLE)},
-        "/v1/responses/{response_id}": {
-            "get": _op("Retrieve a stored response", "responses", {200: _ok("The response.", _ref("Response"))},
-                       (400, 404), security=v1, parameters=[response_id]),
-            "delete": _op("Delete a stored response", "responses",
-                          {200: _ok("Deleted.", _ref("ResponseDeleted"))}, (400, 404), security=v1,
-                          parameters=[response_id]),
-        },
-        "/": {"get": _op("Service root", "operations", {200: _ok("What is served here.", {"type": "object"})}, ()),
-              "head": _op("Service root reachability", "operations", {200: {"description": "Reachable."}}, ())},
-    }
+def _api_paths() -> dict[str, Any]:
+    chat_body = ref("ChatCompletionRequest")
+    v1 = "TenantKey"
+    model_id = param("model_id", "path", {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                     "A model slug (slugs hold a slash: `openai/gpt-oss-120b`), a pool or `auto`.")
+    response_id = param("response_id", "path", {"type": "string", "minLength": 1, "maxLength": 128,
+                                                "pattern": REF_PATTERN}, "A stored response's id.")
+    messages_ok = {200: ok("The message, or with `stream: true` Anthropic's event stream.", media={
+        "application/json": ref("Message"), "text/event-stream": {"type": "string"}})}
+    responses_ok = {200: ok("The response, or with `stream: true` its events.", media={
+        "application/json": ref("Response"), "text/event-stream": {"type": "string"}})}
     return {
-        **agents,
-        "/v1/chat/completions": {"post": _op(
+        "/v1/messages": {"post": op(
+            "Create a message", "anthropic", messages_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,
+            body=ref("MessagesRequest"), example=MESSAGES_EXAMPLE, anthropic=True)},
+        "/v1/messages/count_tokens": {"post": op(
+            "Count a messages tokens", "anthropic", {200: ok("The gateway's estimate.", ref("TokenCount"))},
+            (400, 403, 404), security=v1, body=ref("CountTokensRequest"), example=MESSAGES_EXAMPLE,
+            anthropic=True)},
+        "/v1/responses": {"post": op(
+            "Create a response", "responses", responses_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,
+            body=ref("ResponsesRequest"), example=RESPONSES_EXAMPLE)},
+        "/v1/responses/{response_id}": {
+            "get": op("Retrieve a stored response", "responses", {200: ok("The response.", ref("Response"))},
+                      (400, 404), security=v1, parameters=[response_id]),
+            "delete": op("Delete a stored response", "responses",
+                         {200: ok("Deleted.", ref("ResponseDeleted"))}, (400, 404), security=v1,
+                         parameters=[response_id]),
+        },
+        "/v1/chat/completions": {"post": op(
             "Create a chat completion", "chat",
-            {200: _ok("The answer, or with `stream: true` its chunks as server-sent events.", media={
-                "application/json": _ref("ChatCompletion"), "text/event-stream": _ref("ChatCompletionEvent")})},
+            {200: ok("The answer, or with `stream: true` its chunks as server-sent events.", media={
+                "application/json": ref("ChatCompletion"), "text/event-stream": ref("ChatCompletionEvent")})},
             (400, 402, 403, 404, 429, 502, 504), security=v1, body=chat_body, example=CHAT_EXAMPLE)},
-        "/v1/quote": {"post": _op("Quote a chat completion", "chat",
-                                  {200: _ok("The plan: routes with costs, exclusions with reasons.", _ref("Quote"))},
-                                  (400, 403, 404), security=v1, body=chat_body, example=CHAT_EXAMPLE)},
-        "/v1/models": {"get": _op("List models", "models", {200: _ok("Servable models, pools and auto.",
-                                                                     _ref("ModelList"))}, (), security=v1)},
-        "/v1/models/{model_id}": {"get": _op("Retrieve a model", "models", {200: _ok("The model.", _ref("Model"))},
-                                             (404,), security=v1, parameters=[model_id])},
-        "/v1/usage": {"get": _op("Get my usage", "usage", {200: _ok("Usage per day, model and front end.",
-                                                                    _ref("Usage"))},
-                                 (400,), security=v1, parameters=[_date("from", "First day"),
-                                                                  _date("to", "Last day")])},
-        "/v1/usage/export": {"get": _op("Export my usage", "usage", {200: _ok("Ledger rows.", media=_EXPORT_MEDIA)},
-                                        (400,), security=v1, parameters=[
-                                            _FORMAT, _instant("from", "Start"), _instant("to", "End")])},
-        "/admin/tenants": {
-            "get": _op("List tenants", "admin", {200: _ok("Every tenant.", _ref("TenantList"))}, (403,),
-                       security=admin),
-            "post": _op("Create a tenant", "admin", {201: _ok("The tenant.", _ref("Tenant"))}, (403, 409),
-                        security=admin, body=_ref("TenantCreate")),
-        },
-        "/admin/tenants/{tenant}": {
-            "get": _op("Get a tenant", "admin", {200: _ok("The tenant.", _ref("Tenant"))}, (400, 403, 404),
-                       security=admin, parameters=[_TENANT_REF]),
-            "patch": _op("Update a tenant", "admin", {200: _ok("The tenant.", _ref("Tenant"))}, (403, 404, 409),
-                         security=admin, parameters=[_TENANT_REF], body=_ref("TenantPatch")),
-        },
-        "/admin/tenants/{tenant}/keys": {
-            "get": _op("List a tenants keys", "admin", {200: _ok("Its keys.", _ref("KeyList"))}, (400, 403, 404),
-                       security=admin, parameters=[_TENANT_REF]),
-            "post": _op("Create a key", "admin", {201: _ok("The key, with its plaintext.", _ref("KeyCreated"))},
-                        (403, 404), security=admin, parameters=[_TENANT_REF], body=_ref("KeyCreate"),
-                        body_required=False),
-        },
-        "/admin/keys/{key}": {"delete": _op("Revoke a key", "admin", {200: _ok("The revoked key.", _ref("Key"))},
-                                            (400, 403, 404), security=admin, parameters=[key_ref])},
-        "/admin/tenants/{tenant}/budgets": {
-            "get": _op("List a tenants budgets", "admin", {200: _ok("Its budgets.", _ref("BudgetList"))},
-                       (400, 403, 404), security=admin, parameters=[_TENANT_REF]),
-            "put": _op("Set a budget", "admin", {200: _ok("The budget, replaced.", _ref("Budget")),
-                                                 201: _ok("The budget, created.", _ref("Budget"))},
-                       (403, 404), security=admin, parameters=[_TENANT_REF], body=_ref("BudgetPut")),
-        },
-        "/admin/budgets/{budget}": {"delete": _op("Delete a budget", "admin",
-                                                  {200: _ok("The deleted budget.", _ref("Budget"))}, (400, 403, 404),
-                                                  security=admin, parameters=[budget_id])},
-        "/admin/usage": {"get": _op("Get usage across tenants", "admin",
-                                    {200: _ok("Sums per group.", _ref("UsageSummary"))}, (400, 403), security=admin,
-                                    parameters=[_date("from", "First day"), _date("to", "Last day"), group_by])},
-        "/admin/billing/export": {"get": _op("Export a billing period", "admin",
-                                             {200: _ok("Per tenant, day, model and front end, then totals.",
-                                                       media=_EXPORT_MEDIA)},
-                                             (400, 403), security=admin, parameters=[period, _FORMAT])},
-        "/healthz": {"get": _op("Liveness", "operations", {200: _ok("The process lives.", _ref("Health"))}, ())},
-        "/readyz": {"get": _op("Readiness", "operations", {
-            200: _ok("Ready.", _ref("Ready")),
+        "/v1/quote": {"post": op("Quote a chat completion", "chat",
+                                 {200: ok("The plan: routes with costs, exclusions with reasons.", ref("Quote"))},
+                                 (400, 403, 404), security=v1, body=chat_body, example=CHAT_EXAMPLE)},
+        "/v1/models": {"get": op("List models", "models", {200: ok("Servable models, pools and auto.",
+                                                                   ref("ModelList"))}, (), security=v1)},
+        "/v1/models/{model_id}": {"get": op("Retrieve a model", "models", {200: ok("The model.", ref("Model"))},
+                                            (404,), security=v1, parameters=[model_id])},
+    }
+
+
+def _operations_paths() -> dict[str, Any]:
+    this_document = op("This document", "operations", {200: ok("OpenAPI 3.1.", {"type": "object"})}, ())
+    return {
+        "/": {"get": op("Service root", "operations", {200: ok("What is served here.", {"type": "object"})}, ()),
+              "head": op("Service root reachability", "operations", {200: {"description": "Reachable."}}, ())},
+        "/healthz": {"get": op("Liveness", "operations", {200: ok("The process lives.", ref("Health"))}, ())},
+        "/readyz": {"get": op("Readiness", "operations", {
+            200: ok("Ready.", ref("Ready")),
             503: {"description": "Not ready: the database, the catalog or draining.",
-                  "headers": {"x-request-id": _REQUEST_ID},
-                  "content": {"application/json": {"schema": _ref("Ready")}}}}, ())},
-        "/metrics": {"get": _op("Prometheus metrics", "operations",
-                                {200: _ok("The exposition.", media={"text/plain": {"type": "string"}})}, ())},
+                  "headers": {"x-request-id": REQUEST_ID},
+                  "content": {"application/json": {"schema": ref("Ready")}}}}, ())},
+        "/metrics": {"get": op("Prometheus metrics", "operations",
+                               {200: ok("The exposition.", media={"text/plain": {"type": "string"}})}, ())},
         "/schema": {"get": this_document},
         "/schema/openapi.json": {"get": {**this_document, "operationId": "ThisDocumentAsJson"}},
     }
@@ -394,11 +145,12 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
                                 "and Responses APIs and Anthropic's Messages API. Errors are OpenAI's "
                                 "`{\"error\": {message, type, param, code}}`, and Anthropic's "
                                 "`{\"type\": \"error\", \"error\": {type, message}}` on /v1/messages."},
-        "paths": _paths(),
+        "paths": {**_api_paths(), **usage_paths(), **admin_paths(), **console_paths(), **_operations_paths()},
         "components": {
             "securitySchemes": {
                 "TenantKey": {"type": "http", "scheme": "bearer", "description": "A tenant's API key."},
                 "AdminToken": {"type": "http", "scheme": "bearer", "description": "The operator's admin token."},
+                SESSION: SECURITY_SCHEME,
             },
             "schemas": {
                 "Error": ERROR,
@@ -413,12 +165,14 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
                 "ResponsesRequest": RESPONSES_REQUEST,
                 "Response": RESPONSE,
                 "ResponseDeleted": RESPONSE_DELETED,
-                **_admin_schemas(catalog),
-                **_usage_schemas(),
+                **admin_schemas(catalog),
+                **usage_schemas(),
+                **console_schemas(),
+                **_schemas(),
             },
             "responses": {
-                **{f"E{status}": _error_response(status) for status in STATUS_TEXT},
-                **{f"A{status}": _anthropic_error_response(status)
+                **{f"E{status}": error_response(status) for status in STATUS_TEXT},
+                **{f"A{status}": anthropic_error_response(status)
                    for status in sorted({ANTHROPIC_STATUS.get(s, s) for s in STATUS_TEXT} - {431})},
             },
         },
