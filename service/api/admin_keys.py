@@ -31,6 +31,7 @@ from service.auth import key_lifecycle, projects, tenants
 from service.auth.admin_token import admin_guard
 from service.auth.cache import AuthCache, notify_key_changed
 from service.catalog.model import Catalog
+from service.chat.validate_types import as_int
 from service.db.pool import Db
 from service.errors import GatewayError, invalid
 from service.input_limits import check_storable, echo
@@ -141,9 +142,10 @@ async def patch_key(request: Request, key: FromPath[str]) -> Response:
 
 def grace_period(body: Any) -> timedelta:
     body = json_object(body, ("grace_seconds",))
-    seconds = body.get("grace_seconds", int(DEFAULT_GRACE.total_seconds()))
+    # 465.0 is the integer 465, as JSON Schema reads it.
+    seconds = as_int(body.get("grace_seconds", int(DEFAULT_GRACE.total_seconds())))
     most = int(key_lifecycle.MAX_GRACE.total_seconds())
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= most:
+    if seconds is None or not 0 <= seconds <= most:
         raise invalid(f"`grace_seconds` must be a whole number of seconds from 0 to {most}.", "grace_seconds")
     return timedelta(seconds=seconds)
 

@@ -82,10 +82,12 @@ def _api_paths() -> dict[str, Any]:
                      "A model slug (slugs hold a slash: `openai/gpt-oss-120b`), a pool or `auto`.")
     response_id = param("response_id", "path", {"type": "string", "minLength": 1, "maxLength": 128,
                                                 "pattern": REF_PATTERN}, "A stored response's id.")
+    # One server-sent event: its name, and its data (a JSON object as text).
+    event = {"type": "object", "required": ["data"], "properties": {"event": STR, "data": STR}}
     messages_ok = {200: ok("The message, or with `stream: true` Anthropic's event stream.", media={
-        "application/json": ref("Message"), "text/event-stream": {"type": "string"}})}
+        "application/json": ref("Message"), "text/event-stream": event})}
     responses_ok = {200: ok("The response, or with `stream: true` its events.", media={
-        "application/json": ref("Response"), "text/event-stream": {"type": "string"}})}
+        "application/json": ref("Response"), "text/event-stream": event})}
     return {
         "/v1/messages": {"post": op(
             "Create a message", "anthropic", messages_ok, (400, 402, 403, 404, 429, 502, 504), security=v1,

@@ -13,7 +13,7 @@ from typing import Any
 from service.alerts.outbox import EVENT_STATUSES
 from service.alerts.rules import EVENT_KINDS, MAX_THRESHOLDS
 from service.alerts.urls import MAX_URL_LENGTH
-from service.api.admin_alerts import MAX_PAGE
+from service.api.admin_alerts import MAX_PAGE, WEBHOOK_URL_PATTERN
 from service.api.openapi_parts import (
     BOOL,
     INT,
@@ -181,7 +181,7 @@ def _alert_schemas() -> dict[str, JsonSchema]:
                                    "secret": {**STR, "description": "The signing secret: only when it is new."}}},
         "WebhookPut": {"type": "object", "additionalProperties": False, "required": ["url"], "properties": {
             "url": {"type": "string", "maxLength": MAX_URL_LENGTH,
-                    "pattern": "^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[^#\\s\\u0000]*)?$",
+                    "pattern": WEBHOOK_URL_PATTERN,
                     "description": "Where alerts are POSTed. A tenant's may not reach an internal address unless "
                                    "the operator allows it (SWITCHYARD_ALERT_ALLOW_PRIVATE_URLS)."},
             "rotate_secret": {**BOOL, "description": "Issue a new signing secret (returned once)."}}},

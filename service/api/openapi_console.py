@@ -34,7 +34,7 @@ SECURITY_SCHEME = {"type": "apiKey", "in": "cookie", "name": COOKIE,
                    "description": "The console's session, set by POST /console/api/session."}
 
 _SECRET = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_CHARS, "pattern": "\\S"}
-_CSRF = param(CSRF_HEADER, "header", {"type": "string", "minLength": 1, "pattern": "^[!-~]+$"},
+_CSRF = param(CSRF_HEADER, "header", {"type": "string", "minLength": 1},
               "The anti-CSRF token: the session's `csrf_token` once signed in, any value before.", required=True)
 _DAY: JsonSchema = {"type": "string", "format": "date"}
 _HEAD: dict[str, JsonSchema] = {"from": _DAY, "to": _DAY, "tenant_id": STR_OR_NULL}

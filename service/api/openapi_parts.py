@@ -61,7 +61,11 @@ NUMBER_OR_NULL: JsonSchema = {"type": ["number", "null"]}
 STR_OR_NULL: JsonSchema = {"type": ["string", "null"]}
 MONEY: JsonSchema = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$",
                      "description": "US dollars as an exact decimal string."}
-NAME_PATTERN = "^[^\\s\\u0000]([^\\u0000]*[^\\s\\u0000])?$"
+# What Python's str.strip() removes (admin_input.name_value refuses a name it would change), spelled
+# out: JSON Schema's \\s is ECMA's, which differs (it has U+FEFF, not U+001C-U+001F or U+0085).
+_SPACE = ("\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+          "\\u205f\\u3000")
+NAME_PATTERN = f"^[^{_SPACE}\\u0000]([^\\u0000]*[^{_SPACE}\\u0000])?$"
 REF_PATTERN = "^[^\\u0000/]+$"
 MAX_NAME = 200
 LIMIT: JsonSchema = {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1}
