@@ -27,7 +27,7 @@ HERE = Path(__file__).parent
 ADMIN_TOKEN = "test-admin-token-0123456789"  # tests.support.gateway_env's
 ST = Path(sys.executable).with_name("st")
 # Examples per operation and phase (reads and deletes take 20, schemathesis.toml): with the 65
-# operations the run takes about three and a half minutes on two cores shared with other work.
+# operations the run takes under two minutes on two quiet cores, three and a half with other work.
 MAX_EXAMPLES = 60
 
 
