@@ -30,7 +30,10 @@ def host_and_port(url: str) -> tuple[str, int]:
     """The URL's host and port, or UrlRefused when it is not a plain http(s) URL."""
     if len(url) > MAX_URL_LENGTH:
         raise UrlRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is no IPv6 address: `http://[zz]/`
+        raise UrlRefused("the URL's host is not a valid address") from None
     if parts.scheme not in ("http", "https"):
         raise UrlRefused("the URL must start with http:// or https://")
     if parts.username is not None or parts.password is not None:

@@ -3,6 +3,7 @@ with each delivery's status and attempts."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ from litestar.params import FromPath
 
 from service.alerts import outbox, webhooks
 from service.alerts.rules import EVENT_KINDS, MAX_THRESHOLDS
-from service.alerts.urls import UrlRefused, check_url, host_and_port
+from service.alerts.urls import MAX_URL_LENGTH, UrlRefused, check_url, host_and_port
 from service.api.admin import database, decimal_value
 from service.api.common import json_body, json_response, runtime
 from service.auth import tenants
@@ -21,6 +22,19 @@ from service.errors import GatewayError, invalid
 
 MAX_PAGE = 500
 AdminRequest = Request[Any, Any, Any]
+
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join((f"({_H16}:){{7}}{_H16}", f"({_H16}:){{1,7}}:", f"({_H16}:){{1,6}}:{_H16}",
+                  *(f"({_H16}:){{1,{n}}}(:{_H16}){{1,{7 - n}}}" for n in range(5, 0, -1)),
+                  f":((:{_H16}){{1,7}}|:)"))
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+# What a webhook URL may look like: http(s), a host name, IPv4 or bracketed IPv6 address, an
+# optional port and path (with a query) in printable ASCII, no credentials or fragment. The OpenAPI document
+# publishes this same pattern, so what it admits the API accepts (the address checks aside).
+WEBHOOK_URL_PATTERN = (f"^https?://({_LABEL}(\\.{_LABEL})*\\.?|\\[({_IPV6})\\])(:{_PORT})?"
+                       '(/[!-"$-~]*)?$')
+_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
 
 
 def _fields(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -54,6 +68,10 @@ async def _webhook_body(request: AdminRequest, *, tenant: bool) -> tuple[str, bo
     if not isinstance(url, str) or not url:
         raise invalid("`url` is required: the http(s) URL alerts are POSTed to.", "url",
                       code="missing_required_parameter" if url is None else "invalid_value")
+    if len(url) > MAX_URL_LENGTH or not _WEBHOOK_URL.fullmatch(url):
+        raise invalid("`url` must be an http(s) URL with a host name or IP address, an optional port and path, "
+                      f"and no credentials or #fragment, at most {MAX_URL_LENGTH} characters.", "url",
+                      code="invalid_url")
     rotate = body.get("rotate_secret", False)
     if not isinstance(rotate, bool):
         raise invalid("`rotate_secret` must be true or false.", "rotate_secret")

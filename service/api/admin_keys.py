@@ -31,9 +31,10 @@ from service.auth import key_lifecycle, projects, tenants
 from service.auth.admin_token import admin_guard
 from service.auth.cache import AuthCache, notify_key_changed
 from service.catalog.model import Catalog
+from service.chat.validate_types import as_int
 from service.db.pool import Db
 from service.errors import GatewayError, invalid
-from service.input_limits import echo
+from service.input_limits import check_storable, echo
 
 KEY_FIELDS = ("name", "rpm_limit", "tpm_limit", "expires_at", "metadata", "allowed_models", "project_id")
 DEFAULT_GRACE = timedelta(days=1)
@@ -48,7 +49,7 @@ def key_changes(body: Any, catalog: Catalog) -> dict[str, Any]:
         name = body["name"]
         if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
             raise invalid(f"`name` must be a string of at most {MAX_NAME} characters, or null.", "name")
-        changes["name"] = name
+        changes["name"] = None if name is None else check_storable(name, "name")
     for param in ("rpm_limit", "tpm_limit"):
         if param in body:
             changes[param] = optional_limit(body[param], param)
@@ -62,7 +63,7 @@ def key_changes(body: Any, catalog: Catalog) -> dict[str, Any]:
         ref = body["project_id"]
         if ref is not None and (not isinstance(ref, str) or not ref or len(ref) > MAX_NAME):
             raise invalid("`project_id` must be a project id or name, or null.", "project_id")
-        changes["project_id"] = ref
+        changes["project_id"] = None if ref is None else check_storable(ref, "project_id")
     return changes
 
 
@@ -141,9 +142,10 @@ async def patch_key(request: ApiRequest, key: FromPath[str]) -> Response[bytes]:
 
 def grace_period(body: Any) -> timedelta:
     body = json_object(body, ("grace_seconds",))
-    seconds = body.get("grace_seconds", int(DEFAULT_GRACE.total_seconds()))
+    # 465.0 is the integer 465, as JSON Schema reads it.
+    seconds = as_int(body.get("grace_seconds", int(DEFAULT_GRACE.total_seconds())))
     most = int(key_lifecycle.MAX_GRACE.total_seconds())
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= most:
+    if seconds is None or not 0 <= seconds <= most:
         raise invalid(f"`grace_seconds` must be a whole number of seconds from 0 to {most}.", "grace_seconds")
     return timedelta(seconds=seconds)
 

@@ -42,6 +42,20 @@ class RouteHealth:
         return self.failed
 
 
+@dataclass(frozen=True, slots=True)
+class RouteStatus:
+    """A route's health as read by operators (GET /admin/routes)."""
+
+    circuit: str  # closed, half_open or open
+    open_for_seconds: float  # until an open circuit lets a probe through; 0 otherwise
+    probing: bool  # a half-open circuit's one probe is in flight
+    recent_failures: int  # failed attempts within the breaker's window
+    recent_attempts: int
+    latency_seconds: float | None
+    ttft_seconds: float | None
+    tokens_per_second: float | None
+
+
 def _ema(average: float | None, value: float) -> float:
     return value if average is None else 0.8 * average + 0.2 * value
 
@@ -173,12 +187,29 @@ class HealthBoard:
             if self.on_change is not None:
                 self.on_change(route, state)
 
-    def reset(self) -> None:
-        """Forget every route's history (operators' manual reset; tests)."""
-        for name in list(self._routes):
+    def reset(self, route: str | None = None) -> list[str]:
+        """Forget one route's history, or every route's (operators' manual reset; tests): its
+        circuit closes and its failures and measurements start over. Returns the routes that had
+        any history to forget."""
+        names = list(self._routes) if route is None else [route] if route in self._routes else []
+        for name in names:
             health = self._routes.pop(name)
             if health.state != CLOSED and self.on_change is not None:
                 self.on_change(name, CLOSED)
+        return names
+
+    def status(self, route: str) -> RouteStatus:
+        """What this process knows of a route now: its circuit and the outcomes in the window."""
+        state = self.state(route)  # first: an open circuit whose cool-down ended reads half-open
+        health = self._routes.get(route)
+        if health is None:
+            return RouteStatus(("closed", "half_open", "open")[state], 0.0, False, 0, 0, None, None, None)
+        horizon = self._clock() - self.config.window_seconds
+        recent = [ok for moment, ok in health.outcomes if moment >= horizon]
+        open_for = max(0.0, health.open_until - self._clock()) if state == OPEN else 0.0
+        return RouteStatus(("closed", "half_open", "open")[state], open_for, health.probing,
+                           sum(1 for ok in recent if not ok), len(recent), health.latency_ema, health.ttft_ema,
+                           health.tokens_per_second_ema)
 
     def latency(self, route: str) -> float | None:
         health = self._routes.get(route)

@@ -148,7 +148,7 @@ def test_the_gateway_still_serves_after_the_corpus(hostile_gateway, tenant, http
     ("path", "allow"),
     [("/admin/tenants", "GET, OPTIONS, POST"), ("/admin/tenants/x", "GET, OPTIONS, PATCH"),
      ("/admin/tenants/x/keys", "GET, OPTIONS, POST"), ("/admin/tenants/x/budgets", "GET, OPTIONS, PUT"),
-     ("/admin/keys/x", "DELETE, OPTIONS"), ("/v1/chat/completions", "OPTIONS, POST"),
+     ("/admin/keys/x", "DELETE, GET, OPTIONS, PATCH"), ("/v1/chat/completions", "OPTIONS, POST"),
      ("/v1/models/openai/gpt-oss-120b", "GET, OPTIONS")],
 )
 def test_options_lists_every_method_of_the_path(http, path, allow):
