@@ -31,7 +31,8 @@ _TEXT_BLOCK: JsonSchema = {"type": "object", "required": ["type", "text"], "addi
 _ANTHROPIC_TOOL: JsonSchema = {
     "type": "object", "required": ["name", "input_schema"], "additionalProperties": False,
     "properties": {"name": _NAME, "description": _TEXT,
-                   "input_schema": {"type": "object", "required": ["type"], "properties": {"type": {"const": "object"}}}},
+                   "input_schema": {"type": "object", "required": ["type"],
+                                    "properties": {"type": {"const": "object"}}}},
 }
 
 MESSAGES_REQUEST: JsonSchema = {

@@ -301,8 +301,9 @@ def chat_request_schema() -> JsonSchema:
         "allOf": [
             _if_present("top_logprobs", {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}),
             _if_present("stream_options", {"required": ["stream"], "properties": {"stream": {"const": True}}}),
-            _if_present("tool_choice", {"anyOf": [{"properties": {"tool_choice": {"const": "none"}}},
-                                                  {"required": ["tools"], "properties": {"tools": {"type": "array"}}}]}),
+            _if_present("tool_choice", {"anyOf": [
+                {"properties": {"tool_choice": {"const": "none"}}},
+                {"required": ["tools"], "properties": {"tools": {"type": "array"}}}]}),
             _if_present("reasoning_effort", {"properties": {"reasoning": NULL}, **_NO_ENABLE_THINKING}),
             _if_present("reasoning", _NO_ENABLE_THINKING),
         ],
