@@ -112,6 +112,9 @@ class Gateway:
                 raise
             ctx.prompt_tokens = finished.event.prompt_tokens
             ctx.completion_tokens = finished.event.completion_tokens
+        except GatewayError:
+            await self._durable_before_error(ctx)
+            raise
         finally:
             self.settle(ctx)
         out = completion.body
@@ -133,13 +136,21 @@ class Gateway:
         needs, candidates = await self._admit(ctx, body, view)
         try:
             attempt, upstream = await self._attempts(ctx, body, needs, candidates, stream=True)
-        except BaseException:
+        except BaseException as exc:
             self.settle(ctx)
+            if isinstance(exc, GatewayError):
+                await self._durable_before_error(ctx)
             raise
         self._served(ctx, attempt.candidate)
         relay = Relay(ctx, attempt, upstream, encoder, self._stream_ended, exclude_reasoning=view.exclude_reasoning,
                       durable=self.attempts.ledger.durable)
         return relay, self.headers(ctx)
+
+    async def _durable_before_error(self, ctx: RequestContext) -> None:
+        """An error answer ends the request as surely as an answer does, and a failed attempt may be
+        charged (a marketplace's receipt): its rows reach the disk before the error is sent."""
+        if ctx.attempts:
+            await self.attempts.ledger.durable()
 
     def _stream_ended(self, ctx: RequestContext, finished: FinishedAttempt, upstream_share: float | None) -> None:
         ctx.prompt_tokens, ctx.completion_tokens = finished.event.prompt_tokens, finished.event.completion_tokens

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from service.errors import ErrorKind, UpstreamError
+import pytest
+
+from service.errors import ErrorKind, GatewayError, UpstreamError
 from tests.money.harness import Fault, ListSink, assemble, chat_body, encoder
 
 
@@ -80,3 +82,35 @@ async def test_a_stream_sends_its_last_event_only_once_its_rows_are_durable(data
     finally:
         await relay.aclose()
         await a.pool.close()
+
+
+async def _refused_after_an_attempt(database_url, stream: bool) -> None:
+    # The only route allowed fails: the error answer says the request ended, and the failed
+    # attempt's row (a marketplace may charge for a failed call) is on disk before it is sent.
+    a = await assemble(database_url, Fault("baseten", 0, UpstreamError(ErrorKind.UPSTREAM_SERVER, "503")))
+    try:
+        sink = _gated(a)
+        body, view = chat_body(stream=stream, provider={"order": ["baseten"], "allow_fallbacks": False})
+        ctx = a.context(stream=stream)
+        if stream:
+            call = a.gateway.stream(ctx, body, view, encoder(body))
+        else:
+            call = a.gateway.complete(ctx, body, view)
+        task = asyncio.create_task(call)
+        await _until(lambda: sink.covered)
+        await asyncio.sleep(0.02)
+        assert not task.done()  # no error answer while the failed attempt's row is not on disk
+        assert sink.covered == [1]
+        sink.gate.set()
+        with pytest.raises(GatewayError):
+            await task
+    finally:
+        await a.pool.close()
+
+
+async def test_an_error_answer_waits_for_its_attempts_rows_to_be_durable(database_url):
+    await _refused_after_an_attempt(database_url, stream=False)
+
+
+async def test_a_stream_refused_before_its_first_byte_waits_for_its_attempts_rows(database_url):
+    await _refused_after_an_attempt(database_url, stream=True)
