@@ -141,3 +141,12 @@ def ledger(database_url) -> Ledger:
 
     asyncio.run(write())
     return Ledger(tenants, events)
+
+
+@pytest.fixture
+def cli_env(monkeypatch, database_url, tmp_path):
+    """The CLI in-process against the test database, with no catalog a developer's shell may name."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
+    for name in ("SWITCHYARD_CATALOG", "SWITCHYARD_CATALOG_OVERRIDES"):
+        monkeypatch.delenv(name, raising=False)

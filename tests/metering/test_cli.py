@@ -22,14 +22,6 @@ from tests.metering.cli_process import ROOT, Demo, command, process_env, run_cli
 from tests.support import create_tenant_with_key, fetch
 
 
-@pytest.fixture
-def cli_env(monkeypatch, database_url, tmp_path):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
-    for name in ("SWITCHYARD_CATALOG", "SWITCHYARD_CATALOG_OVERRIDES"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_cli_export_equals_http_export(cli_env, admin, ledger, tmp_path, fmt):
     out = tmp_path / f"billing.{fmt}"

@@ -204,14 +204,6 @@ def test_an_empty_month_is_a_header(admin):
                          ).num_rows == 0
 
 
-@pytest.fixture
-def cli_env(monkeypatch, database_url, tmp_path):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
-    for name in ("SWITCHYARD_CATALOG", "SWITCHYARD_CATALOG_OVERRIDES"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.mark.parametrize(("fmt", "granularity"), [("csv", "hour"), ("parquet", "day")])
 def test_cli_writes_the_bytes_the_endpoint_serves(cli_env, admin, focus_ledger, tmp_path, fmt, granularity):
     out = tmp_path / f"focus.{fmt}"

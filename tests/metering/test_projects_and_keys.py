@@ -279,13 +279,6 @@ def test_rate_limit_changes_hold_at_once_on_every_gateway(admin, gateway, other_
 
 # ---- the CLI -----------------------------------------------------------------------------------------
 
-@pytest.fixture
-def cli_env(monkeypatch, database_url, tmp_path):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
-    for name in ("SWITCHYARD_CATALOG", "SWITCHYARD_CATALOG_OVERRIDES"):
-        monkeypatch.delenv(name, raising=False)
-
 
 def test_cli_projects_and_key_lifecycle(cli_env, admin, gateway, capsys, database_url):
     t = _tenant(admin)

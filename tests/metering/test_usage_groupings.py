@@ -408,14 +408,6 @@ def test_billing_export_groups_and_filters(http, attributed):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tenant"
 
 
-@pytest.fixture
-def cli_env(monkeypatch, database_url, tmp_path):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
-    for name in ("SWITCHYARD_CATALOG", "SWITCHYARD_CATALOG_OVERRIDES"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_cli_usage_and_export_group_and_filter_as_the_api_does(cli_env, http, attributed, capsysbinary):
     a = attributed.orgs[0]
     main(["usage", "--from", "2024-04-01", "--to", "2024-04-30", "--group-by", "key,tag", "--tenant", a.tenant.name,
