@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +97,14 @@ def test_agents_sdk_runs_a_tool_through_the_adapter(streamed: bool) -> None:
     ]
 
 
-def _codex_binary() -> str | None:
-    for candidate in (
-        os.environ.get("CODEX_BIN"),
-        shutil.which("codex"),
-        "/work/scratch/codex/node_modules/.bin/codex",
-    ):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
+# The pinned Codex CLI scripts/test-deps.sh installs (tests/clients/package-lock.json).
+CODEX = Path(__file__).resolve().parents[1] / "clients" / "node_modules" / ".bin" / "codex"
 
 
 def test_codex_cli_runs_a_tool_through_the_adapter() -> None:
-    binary = _codex_binary()
-    if binary is None:
-        pytest.skip("Codex CLI not installed (npm install @openai/codex; set CODEX_BIN)")
+    binary = os.environ.get("CODEX_BIN") or str(CODEX)
+    if not Path(binary).exists():
+        pytest.fail(f"{binary} is missing: run scripts/test-deps.sh (npm ci in tests/clients)")
     capture = run_codex(binary)
     assert capture.returncode == 0, capture.stderr[-2000:]
     assert capture.errors == []
