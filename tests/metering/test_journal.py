@@ -248,9 +248,9 @@ async def test_write_mode_answers_at_the_write_and_syncs_behind_it(tmp_path):
 def test_the_journal_mode_is_checked_at_start():
     from service.settings import SettingsError, load_settings
 
-    assert load_settings({"SWITCHYARD_USAGE_JOURNAL": "sync"}).usage_journal == "sync"
+    assert load_settings({"SWITCHYARD_USAGE_JOURNAL": "write"}).usage_journal == "write"
     assert load_settings({"SWITCHYARD_USAGE_JOURNAL": "off"}).journal_dir() is None
-    assert load_settings({}).usage_journal == "write"
+    assert load_settings({}).usage_journal == "sync"
     with pytest.raises(SettingsError, match="SWITCHYARD_USAGE_JOURNAL"):
         load_settings({"SWITCHYARD_USAGE_JOURNAL": "sometimes"})
 
