@@ -93,6 +93,15 @@ print()'
 
   curl {site}/admin/tenants -H "Authorization: Bearer {token}"
 
+Agent clients (README, "Connecting clients"):
+  Anthropic SDK:  anthropic.Anthropic(base_url="{site}", api_key="{key}")
+  Claude Code:    ANTHROPIC_BASE_URL={site} ANTHROPIC_API_KEY={key} \\
+                    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 claude -p "say hi"
+  Codex CLI:      in $CODEX_HOME/config.toml a [model_providers.switchyard] with
+                    base_url = "{base}", wire_api = "responses", env_key = "SWITCHYARD_API_KEY";
+                    then SWITCHYARD_API_KEY={key} codex exec "say hi"
+  Responses API:  OpenAI(base_url="{base}", api_key=...).responses.create(model="auto", input="Hello")
+
 The switchyard command uses this demo's database while it runs (from this directory, or with
 SWITCHYARD_DATA_DIR={root.resolve()}):
   switchyard tenants list
