@@ -36,7 +36,8 @@ _JSON_SCHEMA_FORMAT_KEYS = frozenset({"type", "json_schema"})
 _JSON_SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
 
 
-def _check_name(value: object, param: str) -> str:
+def check_name(value: object, param: str) -> str:
+    """A function (or schema) name as OpenAI takes it; the Responses translator checks its names here too."""
     if value is None:
         raise missing(param)
     if type(value) is not str:
@@ -86,7 +87,7 @@ def check_tools(value: object) -> frozenset[str]:
         if not isinstance(function, dict):
             raise wrong_type(f"tools[{index}].function", "an object", function)
         check_keys(function, _FUNCTION_KEYS, f"tools[{index}].function")
-        names.append(_check_name(function.get("name"), f"tools[{index}].function.name"))
+        names.append(check_name(function.get("name"), f"tools[{index}].function.name"))
         description = function.get("description")
         if description is not None and type(description) is not str:
             raise wrong_type(f"tools[{index}].function.description", "a string", description)
@@ -145,7 +146,7 @@ def _check_json_schema(spec: object) -> None:
     if not isinstance(spec, dict):
         raise wrong_type("response_format.json_schema", "an object", spec)
     check_keys(spec, _JSON_SCHEMA_KEYS, "response_format.json_schema")
-    _check_name(spec.get("name"), "response_format.json_schema.name")
+    check_name(spec.get("name"), "response_format.json_schema.name")
     schema = spec.get("schema")
     if schema is not None and not isinstance(schema, dict):
         raise wrong_type("response_format.json_schema.schema", "an object", schema)

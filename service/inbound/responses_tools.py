@@ -14,27 +14,21 @@ on an open-model engine rejects schemas that are not strict-mode clean, so it is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.chat.validate_tools import MAX_TOOLS
+from service.chat.validate_tools import MAX_NAME_CHARS, MAX_TOOLS, check_name
 from service.chat.validate_types import (
     check_array,
     check_object,
     check_str,
-    empty_string,
     missing,
     not_one_of,
-    too_long,
     too_many,
     wrong_type,
 )
 from service.errors import GatewayError, invalid
 
-# OpenAI's rule for function and json_schema names, which the chat validator also applies.
-_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-MAX_NAME_CHARS = 64
 NAMESPACE_SEPARATOR = "__"
 
 TOOL_CHOICE_MODES = ("none", "auto", "required")
@@ -64,25 +58,6 @@ class ToolSet:
 
 def flat_name(namespace: str, name: str) -> str:
     return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
-
-
-def check_name(value: object, param: str) -> str:
-    if value is None:
-        raise missing(param)
-    if type(value) is not str:
-        raise wrong_type(param, "a string", value)
-    if not value:
-        raise empty_string(param)
-    if len(value) > MAX_NAME_CHARS:
-        raise too_long(param, MAX_NAME_CHARS, len(value))
-    if _NAME.fullmatch(value) is None:
-        raise invalid(
-            f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
-            "pattern '^[a-zA-Z0-9_-]{1,64}$'.",
-            param,
-            "invalid_value",
-        )
-    return value
 
 
 def convert_tools(value: object) -> ToolSet:
