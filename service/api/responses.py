@@ -11,10 +11,11 @@ A tenant can never read, continue or delete another tenant's response.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import orjson
@@ -28,6 +29,7 @@ from service.api.inbound import Prepared, serve_with_litestar
 from service.auth.principal import Principal
 from service.chat.validate import validate_chat_request
 from service.chat.validate_types import check_str
+from service.db.pool import Conn
 from service.errors import GatewayError
 from service.gateway.context import RequestContext
 from service.gateway.relay import usage_json
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("switchyard.responses")
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_T = TypeVar("_T")
 
 
 class ResponsesEncoder:
@@ -67,6 +70,18 @@ class ResponsesEncoder:
 def _unavailable() -> GatewayError:
     return GatewayError(503, "Stored responses cannot be read right now (the database is unavailable); retry "
                         "shortly.", type="server_error", code="database_unavailable", headers={"retry-after": "5"})
+
+
+async def _with_store(rt: Runtime, tenant_id: uuid.UUID, response_id: str,
+                      query: Callable[[Conn, uuid.UUID, str], Awaitable[_T]]) -> _T:
+    """One stored-response query for this tenant, or a 503 when the database cannot answer."""
+    if rt.pool is None:
+        raise _unavailable()
+    try:
+        async with rt.pool.acquire() as conn:
+            return await query(conn, tenant_id, response_id[:256])
+    except _DB_ERRORS as exc:
+        raise _unavailable() from exc
 
 
 class ResponsesEndpoint:
@@ -118,13 +133,7 @@ async def _history(rt: Runtime, principal: Principal, body: object) -> list[dict
         return None
     # An id the database cannot hold (a NUL) is a bad request, not a lookup.
     check_str(previous, "previous_response_id", max_len=256, stored=True)
-    if rt.pool is None:
-        raise _unavailable()
-    try:
-        async with rt.pool.acquire() as conn:
-            stored = await load_response(conn, principal.tenant_id, previous[:256])
-    except _DB_ERRORS as exc:
-        raise _unavailable() from exc
+    stored = await _with_store(rt, principal.tenant_id, previous, load_response)
     return stored.conversation if stored is not None else None
 
 
@@ -150,15 +159,8 @@ def _not_found(response_id: str) -> GatewayError:
 
 @get("/v1/responses/{response_id:str}")
 async def get_response(request: ApiRequest, response_id: FromPath[str]) -> Response[bytes]:
-    rt = runtime(request)
     principal = await authenticate(request)
-    if rt.pool is None:
-        raise _unavailable()
-    try:
-        async with rt.pool.acquire() as conn:
-            stored = await load_response(conn, principal.tenant_id, response_id[:256])
-    except _DB_ERRORS as exc:
-        raise _unavailable() from exc
+    stored = await _with_store(runtime(request), principal.tenant_id, response_id, load_response)
     if stored is None:
         raise _not_found(response_id)
     return Response(content=orjson.dumps(stored.response), media_type="application/json")
@@ -166,15 +168,8 @@ async def get_response(request: ApiRequest, response_id: FromPath[str]) -> Respo
 
 @delete("/v1/responses/{response_id:str}", status_code=200)
 async def remove_response(request: ApiRequest, response_id: FromPath[str]) -> Response[bytes]:
-    rt = runtime(request)
     principal = await authenticate(request)
-    if rt.pool is None:
-        raise _unavailable()
-    try:
-        async with rt.pool.acquire() as conn:
-            deleted = await delete_response(conn, principal.tenant_id, response_id[:256])
-    except _DB_ERRORS as exc:
-        raise _unavailable() from exc
+    deleted = await _with_store(runtime(request), principal.tenant_id, response_id, delete_response)
     if not deleted:
         raise _not_found(response_id)
     return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
