@@ -77,3 +77,11 @@ def refused(payload: object, param: str | None) -> GatewayError:
     err = caught.value
     assert (err.status, err.type, err.param) == (400, "invalid_request_error", param), err.message
     return err
+
+
+# A custom tool as Claude Code declares one.
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
