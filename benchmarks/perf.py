@@ -20,6 +20,10 @@ One command, one run, every figure from that run:
 `--only json|stream` picks one mode. `--profile` adds, after the measured runs, a loaded run with
 py-spy on one worker of each server, writing speedscope files beside the results.
 
+`--against REF` also runs the gateway as it was at git revision REF (a temporary worktree), just
+before the current code in each mode, and prints the current code against it: a change's before
+and after from one run.
+
 `--soak MINUTES` instead holds load for that long and reports whether memory stays flat.
 Every process the benchmark starts is stopped on exit, Ctrl+C and SIGTERM included.
 """
@@ -30,6 +34,7 @@ import argparse
 import contextlib
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +53,7 @@ from benchmarks.perf_procs import (
     rss_kib,
 )
 from benchmarks.perf_profile import py_spy_binary, recording, top_frames, top_table
-from benchmarks.perf_report import MIB, evaluate, machine, summarise, table, write_results
+from benchmarks.perf_report import MIB, against_table, evaluate, machine, summarise, table, write_results
 from benchmarks.perf_soak import run_soak, soak_table
 from benchmarks.perf_standins import run_standins, standins_table
 from benchmarks.perf_ttft import measure_ttft
@@ -79,6 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--soak", type=float, metavar="MINUTES", help="hold load for MINUTES and report RSS drift")
     p.add_argument("--soak-stream", action="store_true", help="soak with streams instead of non-stream")
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--against", metavar="REF",
+                   help="also measure the gateway at git revision REF in the same run (before and after)")
     p.add_argument("--quick", action="store_true", help="short phases, no stand-ins: one comparison in minutes")
     p.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare pass-through")
     p.add_argument("--profile", action="store_true", help="py-spy on one worker of each server during an extra "
@@ -164,12 +171,14 @@ class Bench:
         return out
 
     # ---- the gateway --------------------------------------------------------------------------
-    def start_gateway(self, mode: str) -> tuple[Gateway, Path]:
-        data_dir = self.run_dir / f"data-{mode}"
+    def start_gateway(self, mode: str, source: Path | None = None) -> tuple[Gateway, Path]:
+        name = mode if source is None else f"{mode}-against"
+        data_dir = self.run_dir / f"data-{name}"
         env = gateway_environment(self.upstream_url(mode), self.db.url, data_dir, self.args.log_level)
-        gateway = Gateway(self.run_dir, mode, env, self.args.workers)
+        gateway = Gateway(self.run_dir, name, env, self.args.workers, source)
         self.stack.callback(gateway.stop, 10)
-        log(f"starting the gateway for {mode}: switchyard serve --workers {self.args.workers}")
+        at = f" at {self.args.against}" if source is not None else ""
+        log(f"starting the gateway{at} for {mode}: switchyard serve --workers {self.args.workers}")
         gateway.start()
         preflight(gateway.url, self.db.key, request_bytes(mode == "stream"), mode == "stream")
         return gateway, data_dir
@@ -228,10 +237,20 @@ class Bench:
             "gateway_exit_code": code,
         }
 
-    def gateway(self, mode: str) -> dict:
+    def against_checkout(self) -> Path:
+        """A detached worktree of --against, removed when the run ends."""
+        path = self.run_dir / "against"
+        root = Path(__file__).resolve().parent.parent
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(path),
+                        self.args.against], check=True)
+        self.stack.callback(subprocess.run, ["git", "-C", str(root), "worktree", "remove", "--force", str(path)],
+                            check=False)
+        return path
+
+    def gateway(self, mode: str, source: Path | None = None) -> dict:
         a = self.args
         rows_before = self.db.usage_rows()
-        gateway, data_dir = self.start_gateway(mode)
+        gateway, data_dir = self.start_gateway(mode, source)
         sent, answered, failed = 1, 1, 0  # the preflight request
         sampler = TreeSampler(gateway.process.pid, interval=0.5).start()
         try:
@@ -250,7 +269,7 @@ class Bench:
                 out["ttft"] = ttft.as_json()
                 sent, failed = sent + ttft.requests, failed + ttft.errors
                 answered += ttft.requests - ttft.errors
-            if a.profile:
+            if a.profile and source is None:
                 result, out["profile"] = self.profile(gateway, "switchyard", mode)
                 sent, failed = sent + result.sent, failed + result.failed
                 answered += result.requests - result.failed
@@ -328,18 +347,23 @@ def main(argv: list[str] | None = None) -> int:
             report = soak_table(soak)
         else:
             modes = [args.only] if args.only else ["json", "stream"]
-            for part in ("direct", "bare", "gateway"):
+            for part in ("direct", "bare", "gateway", "against"):
                 results[part] = {}
+            checkout = bench.against_checkout() if args.against else None
             for mode in modes:
                 results["direct"][mode] = bench.direct(mode)
                 if args.bare:
                     results["bare"][mode] = bench.bare(mode)
+                if checkout is not None:
+                    results["against"][mode] = bench.gateway(mode, checkout)
                 results["gateway"][mode] = bench.gateway(mode)
             if not args.only and args.standin_duration > 0:
                 results["standins"] = bench.standins()
             results["summary"] = summarise(results)
             results["targets"] = evaluate(results["summary"])
             report = table(results["summary"], results["targets"])
+            if args.against:
+                report += "\n\n" + against_table(results, args.against)
             if "standins" in results:
                 report += "\n\n" + standins_table(results["standins"])
             for part in ("bare", "gateway"):

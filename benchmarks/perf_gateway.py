@@ -50,8 +50,11 @@ def _command(host: str, port: int, workers: int) -> list[str]:
 class Gateway:
     """One `switchyard serve` process tree; its logs go to a file, as a log shipper would take them."""
 
-    def __init__(self, run_dir: Path, name: str, env: dict[str, str], workers: int) -> None:
+    def __init__(self, run_dir: Path, name: str, env: dict[str, str], workers: int,
+                 source: Path | None = None) -> None:
         self.run_dir = run_dir
+        # Another checkout of the code (--against): its `service` package is imported instead.
+        self.source = source
         self.name = name
         self.env = env
         self.workers = workers
@@ -71,6 +74,9 @@ class Gateway:
         return descendants(self.process.pid)
 
     def command(self, host: str, port: int) -> list[str]:
+        if self.source is not None:
+            return [sys.executable, "-m", "service", "serve", "--host", host, "--port", str(port),
+                    "--workers", str(self.workers)]
         return _command(host, port, self.workers)
 
     def start(self, timeout: float = 60.0) -> Gateway:
@@ -78,9 +84,10 @@ class Gateway:
         log = open(self.log_path, "wb")
         try:
             self.process = subprocess.Popen(
-                self.command("127.0.0.1", self.port), env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                cwd=str(Path(__file__).resolve().parent.parent),
+                self.command("127.0.0.1", self.port),
+                env=self.env if self.source is None else {**self.env, "PYTHONPATH": str(self.source)},
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=str(self.source or Path(__file__).resolve().parent.parent),
             )
         finally:
             log.close()

@@ -254,3 +254,28 @@ def machine() -> dict[str, Any]:
         "nginx": _version(["nginx", "-v"]),
         "wrk": _version(["wrk", "-v"]),
     }
+
+
+def against_table(results: dict[str, Any], ref: str) -> str:
+    """The current code against the gateway at `ref`, each mode's two runs back to back."""
+    rows = [("requests/s at 32 conn", ("c32", "rps"), 0), ("p50 at 32 conn (ms)", ("c32", "latency_ms", "p50"), 3),
+            ("p50 at 1 conn (ms)", ("c1", "latency_ms", "p50"), 3),
+            ("CPU ms/request at 32 conn", ("c32", "cpu_ms_per_request"), 4),
+            ("CPU ms/request at 1 conn", ("c1", "cpu_ms_per_request"), 4)]
+    lines = [f"Against the gateway at {ref} (same run, just before the current code):",
+             f"{'':44}{'mode':>8}{ref[:12]:>14}{'now':>12}{'now/then':>12}", "-" * 90]
+    for mode, now in results.get("gateway", {}).items():
+        then = _get(results, "against", mode)
+        if then is None:
+            continue
+        for label, path, digits in rows:
+            a, b = _get(then, *path), _get(now, *path)
+            ratio = f"{b / a:.3f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else "-"
+            lines.append(f"{label:44}{mode:>8}{_figure(a, digits):>14}{_figure(b, digits):>12}{ratio:>12}")
+        lost_then, lost_now = _get(then, "ledger", "lost"), _get(now, "ledger", "lost")
+        lines.append(f"{'usage rows lost':44}{mode:>8}{lost_then!s:>14}{lost_now!s:>12}{'':>12}")
+    return "\n".join(lines)
+
+
+def _figure(value: object, digits: int) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "-"
