@@ -39,6 +39,7 @@ from service.metering.ledger import UsageWriter
 from service.metering.pricing import CentsUnit, PriceBook
 from service.metering.quota import QuotaLeaser
 from service.observability.logging import flush_logs
+from service.observability.metric_values import flush_metric_values
 from service.observability.metrics import Metrics
 from service.routing.allocation import FlatFeeAllocator
 from service.routing.capacity import CapacityBoard, KeyLimits
@@ -306,3 +307,4 @@ class Runtime:
             await self.pool.close()
         log.info("stopped", rows_written=self.ledger.written, rows_spilled=self.ledger.spilled)
         flush_logs()
+        flush_metric_values()

@@ -21,6 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from service.observability.metric_values import flush_metric_values, use_buffered_values
+
 # LLM calls span milliseconds (cached, tiny) to minutes (long reasoning).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
@@ -55,6 +57,7 @@ class Metrics:
     def __init__(self, *, tenant_cap: int = 100, version: str = "0.1.0") -> None:
         # The _created series double the exposition and no dashboard reads them.
         disable_created_metrics()
+        use_buffered_values()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.tenants = TenantLabels(tenant_cap)
@@ -268,6 +271,7 @@ class Metrics:
     def exposition(self) -> bytes:
         path = multiprocess_dir()
         if path:
+            flush_metric_values()  # this process's own latest counts; the others' are at most 50 ms old
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=path)
             return generate_latest(registry)

@@ -198,3 +198,22 @@ def total(exposition: str, name: str, **match: str) -> float:
     """Sum of one series' samples whose labels include `match`."""
     return sum(value for sample, labels, value in samples(exposition)
                if sample == name and all(labels.get(k) == v for k, v in match.items()))
+
+
+def settled_scrape(url: str, name: str, expected: float, *, headers: dict[str, str] | None = None,
+                   timeout: float = 5.0) -> str:
+    """The exposition at `url` once `name` sums to `expected` (or the last one after `timeout`).
+
+    Each worker writes its counts to the shared files in batches (service.observability.
+    metric_values, every 50 ms), so a scrape served by another process may lag the last requests
+    by that much; the counts must settle on the exact figure, which the caller then asserts."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(url, headers=headers, timeout=10).text
+        if total(text, name) == expected or time.monotonic() > deadline:
+            return text
+        time.sleep(0.02)

@@ -4,6 +4,7 @@ panels have data, and several worker processes add up to one set of counters."""
 from __future__ import annotations
 
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,6 +22,7 @@ from tests.observability.prometheus_helpers import (
     promtool_check_metrics,
     require_binary,
     samples,
+    settled_scrape,
     total,
     values_of,
 )
@@ -187,8 +189,8 @@ def test_worker_processes_share_one_set_of_counters(standins, database_url, tmp_
                 sent += 10
         assert len(_workers_that_answered(multiproc)) == 2, "one worker took every request"
 
-        body = httpx.get(server.url + "/metrics").content
-        text = body.decode()
+        text = settled_scrape(server.url + "/metrics", "switchyard_requests_total", sent)
+        body = text.encode()
         assert total(text, "switchyard_requests_total") == sent
         answered = total(text, "switchyard_requests_total", status_class="2xx", stream="false", model=MODEL)
         assert answered == sent
@@ -216,6 +218,7 @@ def _stale_counter_file(multiproc: Path) -> None:
 
 def _workers_that_answered(multiproc: Path) -> set[str]:
     """Worker pids whose own counter file holds at least one answered request."""
+    time.sleep(0.2)  # each worker writes its counts to its file every 50 ms
     pids = set()
     for path in multiproc.glob("counter_*.db"):
         values = MmapedDict.read_all_values_from_file(str(path))

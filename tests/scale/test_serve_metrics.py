@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.observability.prometheus_helpers import settled_scrape
 from tests.scale.serve_process import ServeProcess, free_port
 from tests.support import acreate_tenant_with_key
 
@@ -25,7 +26,7 @@ async def test_workers_share_one_metrics_directory_by_default(standins, database
         # Multiprocess mode writes each worker's values to files under the data directory; without
         # it a scrape would show whichever worker answered it.
         assert list((server.data_dir / "prometheus").glob("*.db"))
-        text = httpx.get(server.url + "/metrics", timeout=10).text
+        text = settled_scrape(server.url + "/metrics", "switchyard_requests_total", 12)
         served = sum(s.value for family in text_string_to_metric_families(text)
                      if family.name == "switchyard_requests" for s in family.samples
                      if s.name == "switchyard_requests_total")
@@ -52,12 +53,12 @@ async def test_a_metrics_port_serves_every_workers_metrics_and_the_public_port_n
                                  "messages": [{"role": "user", "content": f"hi {i}"}]}, timeout=20)
             assert r.status_code == 200
         assert httpx.get(server.url + "/metrics", timeout=10).status_code == 404
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
-        assert scraped.status_code == 200
-        assert _requests_total(scraped.text) == 12  # both workers' counts, summed by the master
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).status_code == 200
+        scraped = settled_scrape(f"http://127.0.0.1:{metrics_port}/metrics", "switchyard_requests_total", 12)
+        assert _requests_total(scraped) == 12  # both workers' counts, summed by the master
         # Point-in-time gauges are kept fresh by the workers themselves: no scrape reaches them now.
-        assert "switchyard_usage_queue_depth" in scraped.text
-        assert "switchyard_build_info" in scraped.text
+        assert "switchyard_usage_queue_depth" in scraped
+        assert "switchyard_build_info" in scraped
     finally:
         assert server.stop() == 0, server.log()[-2000:]
     with pytest.raises(httpx.ConnectError):  # the listener went with the server
