@@ -20,9 +20,9 @@ One command, one run, every figure from that run:
 `--only json|stream` picks one mode. `--profile` adds, after the measured runs, a loaded run with
 py-spy on one worker of each server, writing speedscope files beside the results.
 
-`--against REF` also runs the gateway as it was at git revision REF (a temporary worktree), just
-before the current code in each mode, and prints the current code against it: a change's before
-and after from one run.
+`--against REF` also runs the gateway as it was at git revision REF (a temporary worktree) in
+`--rounds` pairs with the current code, in alternating order, and prints the medians side by side:
+a change's before and after from one run.
 
 `--soak MINUTES` instead holds load for that long and reports whether memory stays flat.
 Every process the benchmark starts is stopped on exit, Ctrl+C and SIGTERM included.
@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--against", metavar="REF",
                    help="also measure the gateway at git revision REF in the same run (before and after)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="with --against: pairs of runs, in alternating order; medians are compared")
     p.add_argument("--quick", action="store_true", help="short phases, no stand-ins: one comparison in minutes")
     p.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare pass-through")
     p.add_argument("--profile", action="store_true", help="py-spy on one worker of each server during an extra "
@@ -354,9 +356,17 @@ def main(argv: list[str] | None = None) -> int:
                 results["direct"][mode] = bench.direct(mode)
                 if args.bare:
                     results["bare"][mode] = bench.bare(mode)
-                if checkout is not None:
-                    results["against"][mode] = bench.gateway(mode, checkout)
-                results["gateway"][mode] = bench.gateway(mode)
+                if checkout is None:
+                    results["gateway"][mode] = bench.gateway(mode)
+                    continue
+                # Alternating order: an A/A run (--against HEAD) showed the second gateway of a pair
+                # up to 8% faster, so one pair cannot show a change of that size.
+                runs: dict[str, list[dict]] = {"then": [], "now": []}
+                for round_ in range(args.rounds):
+                    for which in (("then", "now") if round_ % 2 == 0 else ("now", "then")):
+                        runs[which].append(bench.gateway(mode, checkout if which == "then" else None))
+                results["against"][mode] = runs
+                results["gateway"][mode] = runs["now"][-1]
             if not args.only and args.standin_duration > 0:
                 results["standins"] = bench.standins()
             results["summary"] = summarise(results)

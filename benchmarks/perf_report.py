@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,24 +258,34 @@ def machine() -> dict[str, Any]:
 
 
 def against_table(results: dict[str, Any], ref: str) -> str:
-    """The current code against the gateway at `ref`, each mode's two runs back to back."""
+    """The current code against the gateway at `ref`: the median of each side's runs."""
     rows = [("requests/s at 32 conn", ("c32", "rps"), 0), ("p50 at 32 conn (ms)", ("c32", "latency_ms", "p50"), 3),
             ("p50 at 1 conn (ms)", ("c1", "latency_ms", "p50"), 3),
             ("CPU ms/request at 32 conn", ("c32", "cpu_ms_per_request"), 4),
             ("CPU ms/request at 1 conn", ("c1", "cpu_ms_per_request"), 4)]
-    lines = [f"Against the gateway at {ref} (same run, just before the current code):",
-             f"{'':44}{'mode':>8}{ref[:12]:>14}{'now':>12}{'now/then':>12}", "-" * 90]
-    for mode, now in results.get("gateway", {}).items():
-        then = _get(results, "against", mode)
-        if then is None:
-            continue
+    lines = [f"Against the gateway at {ref} (same run, pairs in alternating order, medians):",
+             f"{'':40}{'mode':>6}{ref[:12]:>14}{'now':>12}{'now/then':>10}{'  spread then / now':>22}",
+             "-" * 104]
+    for mode, runs in results.get("against", {}).items():
         for label, path, digits in rows:
-            a, b = _get(then, *path), _get(now, *path)
-            ratio = f"{b / a:.3f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else "-"
-            lines.append(f"{label:44}{mode:>8}{_figure(a, digits):>14}{_figure(b, digits):>12}{ratio:>12}")
-        lost_then, lost_now = _get(then, "ledger", "lost"), _get(now, "ledger", "lost")
-        lines.append(f"{'usage rows lost':44}{mode:>8}{lost_then!s:>14}{lost_now!s:>12}{'':>12}")
+            then = [v for r in runs["then"] if isinstance(v := _get(r, *path), (int, float))]
+            now = [v for r in runs["now"] if isinstance(v := _get(r, *path), (int, float))]
+            if not then or not now:
+                continue
+            a, b = statistics.median(then), statistics.median(now)
+            ratio = f"{b / a:.3f}" if a else "-"
+            spread = f"{_spread(then)} / {_spread(now)}"
+            lines.append(f"{label:40}{mode:>6}{_figure(a, digits):>14}{_figure(b, digits):>12}{ratio:>10}"
+                         f"{spread:>22}")
+        lost = [sum(_get(r, "ledger", "lost") or 0 for r in runs[side]) for side in ("then", "now")]
+        lines.append(f"{'usage rows lost (all runs)':40}{mode:>6}{lost[0]:>14}{lost[1]:>12}")
     return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    """max/min - 1 over one side's runs, as a percentage."""
+    low = min(values)
+    return f"{(max(values) / low - 1) * 100:.1f}%" if low else "-"
 
 
 def _figure(value: object, digits: int) -> str:
