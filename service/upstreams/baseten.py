@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -45,23 +44,21 @@ def upstream_body(route: Route, body: dict[str, Any], *, stream: bool) -> dict[s
     return out
 
 
-@asynccontextmanager
-async def _transport_errors(limit: float, what: str) -> AsyncIterator[None]:
-    """A deadline, and transport failures mapped to the taxonomy: no connection is CONNECT, a
-    read that timed out is TIMEOUT, an answer that broke after it started is PROTOCOL."""
-    try:
-        async with asyncio.timeout(limit):
-            yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise UpstreamError(ErrorKind.CONNECT, f"connection failed: {type(exc).__name__}") from None
-    except aiohttp.SocketTimeoutError as exc:
-        raise UpstreamError(ErrorKind.TIMEOUT, f"timed out: {type(exc).__name__}") from None
-    except TimeoutError:
-        raise UpstreamError(ErrorKind.TIMEOUT, f"{what} within {limit:g} s") from None
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError) as exc:
-        raise UpstreamError(ErrorKind.PROTOCOL, f"answer broken: {type(exc).__name__}") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(ErrorKind.CONNECT, f"connection failed: {type(exc).__name__}") from None
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, OSError)
+
+
+def _transport_error(exc: BaseException, limit: float, what: str) -> UpstreamError:
+    """A transport failure in the taxonomy: no connection is CONNECT, a read that timed out is
+    TIMEOUT, an answer that broke after it started is PROTOCOL; `limit` was the deadline."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamError(ErrorKind.CONNECT, f"connection failed: {type(exc).__name__}")
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return UpstreamError(ErrorKind.TIMEOUT, f"timed out: {type(exc).__name__}")
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(ErrorKind.TIMEOUT, f"{what} within {limit:g} s")
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError)):
+        return UpstreamError(ErrorKind.PROTOCOL, f"answer broken: {type(exc).__name__}")
+    return UpstreamError(ErrorKind.CONNECT, f"connection failed: {type(exc).__name__}")
 
 
 class BasetenAdapter:
@@ -80,8 +77,14 @@ class BasetenAdapter:
 
     async def complete(self, route: Route, body: dict[str, Any], *, key: int = 0) -> Completion:
         payload = orjson.dumps(upstream_body(route, body, stream=False))
-        async with _transport_errors(self._timeouts.total, "no answer"), self._post(payload) as response:
-            content = await response.read()
+        limit = self._timeouts.total
+        # A plain try rather than a context manager: on every request, the generator-based one cost
+        # as much as the deadline itself.
+        try:
+            async with asyncio.timeout(limit), self._post(payload) as response:
+                content = await response.read()
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, limit, "no answer") from None
         request_id = response.headers.get("x-baseten-request-id")
         if response.status != 200:
             err = from_status(response.status, content, response.headers)
@@ -102,8 +105,12 @@ class BasetenAdapter:
     async def stream(self, route: Route, body: dict[str, Any], *, key: int = 0) -> BasetenStream:
         payload = orjson.dumps(upstream_body(route, body, stream=True))
         deadline = time.monotonic() + self._timeouts.total
-        async with _transport_errors(self._timeouts.first_byte, "no first byte"):
-            response = await self._post(payload)
+        limit = self._timeouts.first_byte
+        try:
+            async with asyncio.timeout(limit):
+                response = await self._post(payload)
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, limit, "no first byte") from None
         request_id = response.headers.get("x-baseten-request-id")
         if response.status != 200:
             try:
