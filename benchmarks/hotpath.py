@@ -113,6 +113,23 @@ async def _drive(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], coun
     return failed
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) by thread name, from /proc; empty where there is no /proc."""
+    import threading
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            name = names.get(int(task.name), "other")
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     from service.app import create_app
     from service.settings import load_settings
@@ -123,14 +140,25 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
                (b"content-length", str(len(spec["body"])).encode()), (b"host", b"127.0.0.1")]
     body = spec["body"].encode()
     failed = await _drive(app, body, headers, spec["warmup"], spec["concurrency"])
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    threads0, cpu0, wall0 = _thread_cpu(), time.process_time(), time.perf_counter()
+    profiler = None
+    if os.environ.get("HOTPATH_CPROFILE"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     failed += await _drive(app, body, headers, spec["requests"], spec["concurrency"])
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(os.environ["HOTPATH_CPROFILE"])
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    threads = {name: round((spent - threads0.get(name, 0.0)) * 1e6 / spec["requests"], 1)
+               for name, spent in _thread_cpu().items() if spent - threads0.get(name, 0.0) > 0}
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()  # the shutdown (the ledger drains) before the process ends
     await task
     return {"cpu_us_per_request": cpu * 1e6 / spec["requests"], "requests_per_cpu_second": spec["requests"] / cpu,
-            "wall_s": wall, "failed": failed, "first_failure": FIRST_FAILURE[0].decode()[:500] if FIRST_FAILURE else None}
+            "wall_s": wall, "failed": failed, "us_per_request_by_thread": threads, "first_failure": FIRST_FAILURE[0].decode()[:500] if FIRST_FAILURE else None}
 
 
 def child_main(path: str) -> int:
@@ -216,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                     result = _run_once(run_dir, env, spec, checkout if which == "then" else None, profile)
                     sides[which].append(result)
                     print(f"[hotpath {time.strftime('%H:%M:%S')}] {mode} {which}: "
-                          f"{result['cpu_us_per_request']:.1f} us CPU/request, failed {result['failed']}"
+                          f"{result['cpu_us_per_request']:.1f} us CPU/request "
+                          f"(by thread: {result.get('us_per_request_by_thread')}), failed {result['failed']}"
                           + (f" (first: {result['first_failure']})" if result["failed"] else ""),
                           file=sys.stderr, flush=True)
             results[mode] = sides
