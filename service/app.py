@@ -88,7 +88,7 @@ def _unexpected(request: ApiRequest, exc: Exception) -> Response[bytes]:
                                        code="internal_error"))
 
 
-class RequestIds:
+class _RequestIds:
     """New request ids: `req_` and 32 hex digits, as uuid4().hex gave, from a random per-process
     prefix and a counter (a fifth of uuid4's cost; ids are labels, not secrets). A forked child
     draws its own prefix."""
@@ -105,9 +105,18 @@ class RequestIds:
         return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
+_request_ids: _RequestIds | None = None
+
+
+def new_request_id() -> str:
+    global _request_ids  # noqa: PLW0603 - one source per process, made on first use
+    if _request_ids is None:
+        _request_ids = _RequestIds()
+    return _request_ids.new()
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """x-request-id on every response: the client's own if it sent a sane one, else a new one."""
-    ids = RequestIds()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +129,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 if 0 < len(candidate) <= 128 and candidate.isprintable():
                     request_id = candidate
                 break
-        request_id = request_id or ids.new()
+        request_id = request_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("latin-1"))
 

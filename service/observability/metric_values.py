@@ -73,14 +73,23 @@ class _Shared:
             value.reopen()
 
 
-_shared = _Shared()
-os.register_at_fork(after_in_child=_shared.after_fork)
-atexit.register(_shared.flush)
+_shared: _Shared | None = None
+
+
+def _state() -> _Shared:
+    """The process's state, made on first use (nothing runs at import)."""
+    global _shared  # noqa: PLW0603 - one per process; a fork resets it in place
+    if _shared is None:
+        _shared = _Shared()
+        os.register_at_fork(after_in_child=_shared.after_fork)
+        atexit.register(_shared.flush)
+    return _shared
 
 
 def flush_metric_values() -> None:
     """Write every pending update to this process's files now (a scrape, a graceful stop)."""
-    _shared.flush()
+    if _shared is not None:
+        _shared.flush()
 
 
 class BufferedValue:
@@ -98,15 +107,16 @@ class BufferedValue:
         self._prefix = f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ
         self._key = mmap_key(metric_name, name, labelnames, labelvalues, help_text)
         self._dirty = False
-        with _shared.lock:
-            self._file = _shared.file(self._directory, self._prefix)
+        self._shared = shared = _state()
+        with shared.lock:
+            self._file = shared.file(self._directory, self._prefix)
             self._value: float
             self._timestamp: float
             self._value, self._timestamp = self._file.read_value(self._key)
-            _shared.all.append(self)
+            shared.all.append(self)
 
     def reopen(self) -> None:
-        self._file = _shared.file(self._directory, self._prefix)
+        self._file = self._shared.file(self._directory, self._prefix)
         self._value, self._timestamp = self._file.read_value(self._key)
         self._dirty = False
 
@@ -116,26 +126,28 @@ class BufferedValue:
         self._file.write_value(self._key, self._value, self._timestamp)
 
     def inc(self, amount: float) -> None:
-        with _shared.lock:
+        shared = self._shared
+        with shared.lock:
             self._value += amount
             self._timestamp = 0.0
             if not self._dirty:
                 self._dirty = True
-                _shared.mark(self)
+                shared.mark(self)
 
     def set(self, value: float, timestamp: float | None = None) -> None:
-        with _shared.lock:
+        shared = self._shared
+        with shared.lock:
             self._value = value
             self._timestamp = timestamp or 0.0
             if not self._dirty:
                 self._dirty = True
-                _shared.mark(self)
+                shared.mark(self)
 
     def set_exemplar(self, _exemplar: object) -> None:
         return  # multiprocess mode has no exemplars (as prometheus_client's own value)
 
     def get(self) -> float:
-        with _shared.lock:
+        with self._shared.lock:
             return self._value
 
     def get_exemplar(self) -> None:
