@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [args.only] if args.only else ["json", "stream"]
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, run_dir, ignore_errors=True)
         db = Database.create()
         stack.callback(db.drop)
         nginx = Nginx(run_dir / "nginx")
