@@ -135,8 +135,18 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     from service.app import create_app
     from service.settings import load_settings
 
-    app = create_app(load_settings())
+    settings = load_settings()
+    threshold = getattr(settings, "gc_threshold", None)
+    if threshold is not None:  # as the serving process's factory does, in revisions that tune the collector
+        import gc
+
+        gc.set_threshold(*threshold)
+    app = create_app(settings)
     task, inbox, outbox = await _lifespan(app)
+    if os.environ.get("HOTPATH_GC_THRESHOLD"):  # to try thresholds; "700,10,10" is CPython's
+        import gc
+
+        gc.set_threshold(*(int(x) for x in os.environ["HOTPATH_GC_THRESHOLD"].split(",")))
     headers = [(b"authorization", f"Bearer {spec['key']}".encode()), (b"content-type", b"application/json"),
                (b"content-length", str(len(spec["body"])).encode()), (b"host", b"127.0.0.1")]
     body = spec["body"].encode()
@@ -159,7 +169,8 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     await outbox.get()  # the shutdown (the ledger drains) before the process ends
     await task
     return {"cpu_us_per_request": cpu * 1e6 / spec["requests"], "requests_per_cpu_second": spec["requests"] / cpu,
-            "wall_s": wall, "failed": failed, "us_per_request_by_thread": threads, "first_failure": FIRST_FAILURE[0].decode()[:500] if FIRST_FAILURE else None}
+            "wall_s": wall, "failed": failed, "us_per_request_by_thread": threads,
+            "first_failure": FIRST_FAILURE[0].decode()[:500] if FIRST_FAILURE else None}
 
 
 def child_main(path: str) -> int:

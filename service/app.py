@@ -39,6 +39,7 @@ from service.asgi import (
 )
 from service.console import CONSOLE_HANDLERS
 from service.errors import GatewayError
+from service.gc_tuning import tune_gc
 from service.observability.logging import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings, load_settings
@@ -212,4 +213,6 @@ def _litestar(handler: ASGIApp) -> LitestarASGIApp:
 def app_from_env() -> Litestar:
     """Factory for the production server (granian --factory)."""
     hold_stop_signals()
-    return create_app(load_settings(), on_started=redeliver_held_stop)
+    settings = load_settings()
+    tune_gc(settings.gc_threshold)
+    return create_app(settings, on_started=redeliver_held_stop)

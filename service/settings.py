@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from service.alerts.rules import DEFAULT_SPIKE, SpikeRule
+from service.gc_tuning import DEFAULT_GC_THRESHOLD
 
 
 class SettingsError(ValueError):
@@ -140,6 +141,8 @@ class Settings:
     metrics_port: int | None = None
     log_level: str = "INFO"
     log_json: bool = True
+    # The serving workers' garbage-collector thresholds (service.gc_tuning); "700,10,10" is CPython's.
+    gc_threshold: tuple[int, int, int] = DEFAULT_GC_THRESHOLD
 
     def xpay_keys(self) -> tuple[XpayKey, ...]:
         """Every xpay key this process calls with, and its limits (the capacity board's keys, in order)."""
@@ -275,8 +278,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         kw["log_level"] = value.upper()
     if (value := get("LOG_JSON")) is not None:
         kw["log_json"] = _bool("LOG_JSON", value)
+    if (value := get("SWITCHYARD_GC_THRESHOLD")) is not None:
+        kw["gc_threshold"] = _gc_threshold(value)
     kw["alerts"] = _alert_settings(get)
     return Settings(**kw)  # type: ignore[arg-type]
+
+
+def _gc_threshold(value: str) -> tuple[int, int, int]:
+    parts = value.split(",")
+    try:
+        numbers = tuple(int(p) for p in parts)
+    except ValueError:
+        numbers = ()
+    if len(numbers) != 3 or not all(1 <= n <= 10_000_000 for n in numbers):
+        raise SettingsError(f"SWITCHYARD_GC_THRESHOLD must be three positive integers like 700,10,10, got {value!r}")
+    return numbers[0], numbers[1], numbers[2]
 
 
 def _decimal(name: str, value: str) -> Decimal:

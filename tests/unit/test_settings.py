@@ -49,3 +49,26 @@ def test_metrics_token_and_port_are_read_and_checked():
 def test_bad_metrics_settings_are_refused_naming_the_variable(var, value):
     with pytest.raises(SettingsError, match=var):
         load_settings({var: value})
+
+
+def test_the_collector_thresholds_default_to_the_measured_ones_and_are_checked():
+    assert load_settings({}).gc_threshold == (10_000, 50, 100)
+    assert load_settings({"SWITCHYARD_GC_THRESHOLD": "700,10,10"}).gc_threshold == (700, 10, 10)
+    for bad in ("700,10", "a,b,c", "0,10,10", "700,10,10,10"):  # empty is unset, as every variable
+        with pytest.raises(SettingsError, match="SWITCHYARD_GC_THRESHOLD"):
+            load_settings({"SWITCHYARD_GC_THRESHOLD": bad})
+
+
+def test_the_serving_factory_applies_the_thresholds(monkeypatch):
+    import gc
+
+    from service import app as app_module
+
+    applied: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(app_module, "tune_gc", applied.append)
+    monkeypatch.setattr(app_module, "hold_stop_signals", lambda: None)
+    monkeypatch.setenv("SWITCHYARD_GC_THRESHOLD", "5000,20,30")
+    before = gc.get_threshold()
+    app_module.app_from_env()
+    assert applied == [(5000, 20, 30)]
+    assert gc.get_threshold() == before  # the test process keeps its own
