@@ -4,12 +4,9 @@ alive, and a writer that no exception ends."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -21,22 +18,8 @@ from service.metering.journal import Journal, encode
 from service.metering.journal_replay import claim, orphans
 from service.metering.ledger import UsageWriter
 from service.observability.metrics import Metrics
+from tests.metering.journal_rows import event
 from tests.support import fetch
-
-
-def event(tenant: uuid.UUID | None = None, **fields: object) -> UsageEvent:
-    started = datetime.now(UTC) - timedelta(seconds=2)
-    model = "openai/gpt-oss-120b"
-    base = UsageEvent(
-        request_id=f"req_{uuid.uuid4().hex}", attempt=1, tenant_id=tenant or uuid.uuid4(), key_id=uuid.uuid4(),
-        requested_model=model, served_model=model, front_end="baseten", route=f"baseten:{model}", status="ok",
-        error_code=None, http_status=None, stream=False, client_disconnected=False, prompt_tokens=12,
-        cached_tokens=0, completion_tokens=30, reasoning_tokens=0, provider_cost_usd=Decimal("0.0000123400"),
-        billed_usd=Decimal("0.0000150000"), price_version="test", cost_source="computed", estimated=False,
-        upstream_request_id=None, started_at=started, first_token_at=started + timedelta(milliseconds=300),
-        ended_at=started + timedelta(seconds=1), direct_billed_usd=Decimal("0.0000200000"), tags=("a", "b"),
-        metadata={"k": "v"}, end_user="u1")
-    return dataclasses.replace(base, **fields)
 
 
 def segment_files(directory: Path) -> list[Path]:
@@ -287,7 +270,6 @@ async def test_a_row_postgres_refuses_is_set_aside_and_never_stalls_the_others(t
 
 async def test_no_journal_file_is_touched_from_the_event_loop(tmp_path, monkeypatch):
     """submit(), a full queue, shutdown: every open, write and sync of a journal file runs in a thread."""
-    import threading
 
     loop_thread = threading.current_thread()
     ours: set[int] = set()
@@ -355,62 +337,3 @@ async def test_a_failing_disk_is_retried_and_the_rows_kept(tmp_path, monkeypatch
         claimed.release()
     assert seen == {e.request_id for e in rows}
     assert not list((tmp_path / "journal").glob("*.new"))
-
-
-async def test_a_sync_slower_than_the_bound_answers_late_counted_and_then_durable(tmp_path, monkeypatch):
-    """A disk that hangs must not hang the answers: each wait gives up after the bound (False,
-    counted, logged), the others still wait their own turn, and the rows are durable once the
-    sync returns."""
-    import time
-
-    from service.metering import journal as journal_module
-    from tests.observability.prometheus_helpers import total
-
-    monkeypatch.setattr(journal_module, "DURABLE_WAIT_SECONDS", 0.3)
-    real_sync = os.fdatasync
-    release, hung = threading.Event(), threading.Event()
-    loop = asyncio.get_running_loop()
-
-    def slow_sync(fd: int) -> None:
-        hung.set()
-        while not release.is_set():
-            time.sleep(0.01)
-        real_sync(fd)
-
-    monkeypatch.setattr(journal_module.os, "fdatasync", slow_sync)
-    metrics = Metrics()
-    journal = Journal(tmp_path / "journal", metrics=metrics)
-    journal.start()
-    try:
-        journal.append(event())
-        started = loop.time()
-        first = asyncio.ensure_future(journal.durable())
-        await asyncio.sleep(0.1)
-        journal.append(event())
-        second = asyncio.ensure_future(journal.durable())
-        assert await first is False
-        assert 0.3 <= loop.time() - started < 0.3 + 0.3 / 4 + 0.2
-        assert not second.done()  # began 0.1 s later: its own bound, not the first one's
-        assert await second is False
-        assert hung.is_set()
-        text = metrics.exposition().decode()
-        assert total(text, "switchyard_usage_journal_errors_total", kind="durable_timeout") == 2
-        release.set()
-        assert await asyncio.wait_for(journal.durable(), 5) is True
-    finally:
-        release.set()
-        await journal.close()
-
-
-async def test_a_wait_cancelled_by_its_request_leaves_the_others_answered(tmp_path):
-    journal = Journal(tmp_path / "journal")
-    journal.start()
-    try:
-        journal.append(event())
-        waits = [asyncio.ensure_future(journal.durable()) for _ in range(5)]
-        waits[2].cancel()
-        done = await asyncio.gather(*waits, return_exceptions=True)
-        assert isinstance(done[2], asyncio.CancelledError)
-        assert [d for i, d in enumerate(done) if i != 2] == [True] * 4
-    finally:
-        await journal.close()
