@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child)
     sys.path.insert(0, str(ROOT))
+    from benchmarks import revisions
     from benchmarks.perf_gateway import Database, gateway_environment
     from benchmarks.perf_upstream import Nginx, request_bytes
 
@@ -232,13 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         nginx = Nginx(run_dir / "nginx")
         stack.callback(nginx.stop)
         nginx.start()
-        checkout: Path | None = None
-        if args.against:
-            checkout = run_dir / "against"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(checkout),
-                            args.against], check=True)
-            stack.callback(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                            str(checkout)], check=False)
+        checkout = revisions.checkout(args.against, run_dir / "against", stack) if args.against else None
         for mode in modes:
             upstream = nginx.sse_url if mode == "stream" else nginx.json_url
             env = gateway_environment(upstream, db.url, run_dir / f"data-{mode}", "INFO",
@@ -246,21 +241,24 @@ def main(argv: list[str] | None = None) -> int:
             (run_dir / f"prom-{mode}").mkdir(exist_ok=True)
             spec = {"key": db.key, "body": request_bytes(mode == "stream").decode(), "requests": args.requests,
                     "warmup": args.warmup, "concurrency": args.concurrency}
-            sides: dict[str, list[dict[str, Any]]] = {"then": [], "now": []}
-            rounds = args.rounds if checkout is not None else 1
-            for round_ in range(rounds):
-                order = ("now",) if checkout is None else (("then", "now") if round_ % 2 == 0 else ("now", "then"))
-                for which in order:
-                    profile = None
-                    if args.profile is not None and checkout is None:
-                        profile = args.profile.with_name(f"{args.profile.stem}-{mode}{args.profile.suffix}")
-                    result = _run_once(run_dir, env, spec, checkout if which == "then" else None, profile)
-                    sides[which].append(result)
-                    print(f"[hotpath {time.strftime('%H:%M:%S')}] {mode} {which}: "
-                          f"{result['cpu_us_per_request']:.1f} us CPU/request "
-                          f"(by thread: {result.get('us_per_request_by_thread')}), failed {result['failed']}"
-                          + (f" (first: {result['first_failure']})" if result["failed"] else ""),
-                          file=sys.stderr, flush=True)
+
+            def run(which: str, mode: str = mode, env: dict[str, str] = env, spec: dict[str, Any] = spec,
+                    ) -> dict[str, Any]:
+                profile = None
+                if args.profile is not None and checkout is None:
+                    profile = args.profile.with_name(f"{args.profile.stem}-{mode}{args.profile.suffix}")
+                result = _run_once(run_dir, env, spec, checkout if which == "then" else None, profile)
+                print(f"[hotpath {time.strftime('%H:%M:%S')}] {mode} {which}: "
+                      f"{result['cpu_us_per_request']:.1f} us CPU/request "
+                      f"(by thread: {result.get('us_per_request_by_thread')}), failed {result['failed']}"
+                      + (f" (first: {result['first_failure']})" if result["failed"] else ""),
+                      file=sys.stderr, flush=True)
+                return result
+
+            if checkout is None:
+                sides: dict[str, list[dict[str, Any]]] = {"then": [], "now": [run("now")]}
+            else:
+                sides = revisions.run_pairs(args.rounds, run)
             results[mode] = sides
     print(report(results, args))
     return 0

@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import revisions
 from benchmarks.perf_baseline import run_bare
 from benchmarks.perf_gateway import Database, Gateway, gateway_environment, preflight, scrape_counter, spilled_rows
 from benchmarks.perf_procs import (
@@ -239,16 +239,6 @@ class Bench:
             "gateway_exit_code": code,
         }
 
-    def against_checkout(self) -> Path:
-        """A detached worktree of --against, removed when the run ends."""
-        path = self.run_dir / "against"
-        root = Path(__file__).resolve().parent.parent
-        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(path),
-                        self.args.against], check=True)
-        self.stack.callback(subprocess.run, ["git", "-C", str(root), "worktree", "remove", "--force", str(path)],
-                            check=False)
-        return path
-
     def gateway(self, mode: str, source: Path | None = None) -> dict:
         a = self.args
         rows_before = self.db.usage_rows()
@@ -351,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             modes = [args.only] if args.only else ["json", "stream"]
             for part in ("direct", "bare", "gateway", "against"):
                 results[part] = {}
-            checkout = bench.against_checkout() if args.against else None
+            checkout = None
+            if args.against:
+                checkout = revisions.checkout(args.against, bench.run_dir / "against", bench.stack)
             for mode in modes:
                 results["direct"][mode] = bench.direct(mode)
                 if args.bare:
@@ -359,12 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                 if checkout is None:
                     results["gateway"][mode] = bench.gateway(mode)
                     continue
-                # Alternating order: an A/A run (--against HEAD) showed the second gateway of a pair
-                # up to 8% faster, so one pair cannot show a change of that size.
-                runs: dict[str, list[dict]] = {"then": [], "now": []}
-                for round_ in range(args.rounds):
-                    for which in (("then", "now") if round_ % 2 == 0 else ("now", "then")):
-                        runs[which].append(bench.gateway(mode, checkout if which == "then" else None))
+                runs = revisions.run_pairs(args.rounds, lambda which, mode=mode, at=checkout:
+                                           bench.gateway(mode, at if which == "then" else None))
                 results["against"][mode] = runs
                 # The bare comparison and the targets read the current code's median run.
                 ranked = sorted(runs["now"], key=lambda r: r.get("c32", {}).get("rps") or 0.0)
