@@ -27,6 +27,7 @@ import asyncpg
 
 from benchmarks.perf_procs import cpu_seconds, descendants
 from benchmarks.perf_upstream import free_port
+from tests.support import execute_sql
 
 # The statements' texts, sorted into the parts of the gateway that send them. First match wins.
 CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -107,9 +108,9 @@ class PrivateCluster:
                   str(self.root / "postgres.log"), "-w", "-t", "60", "start")
         self.started = True
         # In template1, so the database the model creates has the view too.
-        asyncio.run(_execute(self.admin_url.rsplit("/", 1)[0] + "/template1",
+        asyncio.run(execute_sql(self.admin_url.rsplit("/", 1)[0] + "/template1",
                              "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
-        asyncio.run(_execute(self.admin_url, f"CREATE ROLE {HARNESS_ROLE} LOGIN SUPERUSER"))
+        asyncio.run(execute_sql(self.admin_url, f"CREATE ROLE {HARNESS_ROLE} LOGIN SUPERUSER"))
         return self
 
     @property
@@ -142,14 +143,6 @@ def returned_row(row: asyncpg.Record | None) -> asyncpg.Record:
     if row is None:
         raise RuntimeError("pg_stat_database has no row for the current database")
     return row
-
-
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @dataclass

@@ -35,7 +35,7 @@ class Postgres:
 
     def create_database(self, migrate: bool = True) -> str:
         name = f"switchyard_test_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_exec(self.admin_url, f'CREATE DATABASE "{name}"'))
+        asyncio.run(execute_sql(self.admin_url, f'CREATE DATABASE "{name}"'))
         url = self.admin_url.rsplit("/", 1)[0] + f"/{name}"
         if "?" in self.admin_url:
             url += "?" + self.admin_url.split("?", 1)[1]
@@ -47,7 +47,7 @@ class Postgres:
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1].split("?")[0]
-        asyncio.run(_exec(self.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(execute_sql(self.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     def stop(self) -> None:
         if self._embedded is not None:
@@ -66,7 +66,8 @@ def _answers(url: str) -> bool:
     return asyncio.run(probe())
 
 
-async def _exec(url: str, sql: str) -> None:
+async def execute_sql(url: str, sql: str) -> None:
+    """One statement on its own connection (CREATE DATABASE and the like cannot run in a transaction)."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(sql)
