@@ -191,7 +191,8 @@ def run(count: int, seed: int, *, tenant_memory: bool = True) -> dict[str, Any]:
             prompt, completion = trace.true_usage(req, catalog.models[route.model], needs.base_prompt_tokens)
             mine = Choice(route, route_cost(route, prompt, completion))
             # As the gateway does after every served attempt that reports usage.
-            calibration.observe(route.model, needs.base_prompt_tokens, prompt, completion, tenant=tenant)
+            calibration.observe(route.model, needs.base_prompt_tokens, prompt, completion, tenant=tenant,
+                                cap=needs.worst_output, effort=needs.reasoning_effort)
         best = oracle_choice(catalog, trace, req, needs, models)
         base = baseline_choice(catalog, trace, req, needs, models)
 

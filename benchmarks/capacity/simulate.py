@@ -116,7 +116,7 @@ class OnlinePolicy:
             tally.flat_calls += route.pricing.kind == "flat"
             # What the gateway learns from every answer.
             self.calibration.observe(route.model, needs.base_prompt_tokens, usage.prompt, usage.completion,
-                                     tenant=req.tenant)
+                                     tenant=req.tenant, cap=needs.worst_output, effort=needs.reasoning_effort)
             self.health.success(route.name, latency=usage.seconds, ttft=usage.ttft, output_tokens=usage.completion)
             if self.quotes is not None and candidate.cost_basis == "quoted" and quotes and route.name in quotes:
                 self.quotes.observe(route.name, quotes[route.name], cost)

@@ -28,6 +28,7 @@ from service.gateway.context import RequestContext, utcnow
 from service.metering.events import UsageEvent
 from service.metering.pricing import CostOfRecord, PriceBook
 from service.routing.capacity import CapacityBoard, Slot
+from service.routing.needs import Needs
 from service.routing.plan import Candidate
 from service.routing.planner import capacity_group
 from service.upstreams.base import Evidence, Usage
@@ -52,8 +53,12 @@ class FinishedAttempt:
     event: UsageEvent
     latency: float
     ttft: float | None
-    base_prompt_tokens: int
+    needs: Needs  # what the request asked for: its prompt estimate, output cap, reasoning effort
     tenant_key: object
+
+    @property
+    def base_prompt_tokens(self) -> int:
+        return self.needs.base_prompt_tokens
 
 
 class AttemptObserver(Protocol):
@@ -84,13 +89,13 @@ class AttemptFactory:
         self.catalog = catalog
         self.observers = tuple(observers)
 
-    def begin(self, ctx: RequestContext, candidate: Candidate, base_prompt_tokens: int) -> Attempt | None:
+    def begin(self, ctx: RequestContext, candidate: Candidate, needs: Needs) -> Attempt | None:
         """An attempt holding its slot, or None when the route filled up since planning."""
         slot = self.capacity.acquire_slot(capacity_group(candidate.route), candidate.route.name)
         if slot is None:
             return None
         ctx.attempts += 1
-        attempt = Attempt(self, ctx, candidate, ctx.attempts, base_prompt_tokens, slot)
+        attempt = Attempt(self, ctx, candidate, ctx.attempts, needs, slot)
         for observer in self.observers:
             began = getattr(observer, "attempt_began", None)
             if began is not None:
@@ -103,8 +108,8 @@ class Attempt:
 
     __slots__ = (
         "__weakref__",
-        "_base_prompt",
         "_factory",
+        "_needs",
         "_t0",
         "answer_estimate",
         "candidate",
@@ -121,13 +126,13 @@ class Attempt:
     )
 
     def __init__(self, factory: AttemptFactory, ctx: RequestContext, candidate: Candidate, number: int,
-                 base_prompt_tokens: int, slot: Slot) -> None:
+                 needs: Needs, slot: Slot) -> None:
         self._factory = factory
         self.ctx = ctx
         self.candidate = candidate
         self.route: Route = candidate.route
         self.number = number
-        self._base_prompt = base_prompt_tokens
+        self._needs = needs
         self.slot = slot  # the capacity it holds, and which of the front end's keys that is
         self.started_at = utcnow()
         self._t0 = time.perf_counter()
@@ -233,7 +238,7 @@ class Attempt:
         finished = FinishedAttempt(
             route=route, candidate=self.candidate, number=self.number, status=status, kind=kind, error=error,
             evidence=ev, cost=cost, event=event, latency=latency, ttft=ttft,
-            base_prompt_tokens=self._base_prompt, tenant_key=ctx.principal.tenant_id)
+            needs=self._needs, tenant_key=ctx.principal.tenant_id)
         self.finished = finished
         # The row first: an observer's failure must not lose it.
         f.ledger.submit(event)

@@ -94,7 +94,7 @@ class CalibrationObserver:
         e = f.event
         if f.status == OK and e.prompt_tokens and not e.estimated:
             self.calibration.observe(f.route.model, f.base_prompt_tokens, e.prompt_tokens, e.completion_tokens,
-                                     tenant=f.tenant_key)
+                                     tenant=f.tenant_key, cap=f.needs.worst_output, effort=f.needs.reasoning_effort)
 
 
 class AllocatorObserver:

@@ -201,7 +201,7 @@ class Gateway:
                 over_budget = bound if over_budget is None else min(over_budget, bound)
                 continue
             ctx.extra_headers.update(ctx.admission.headers)
-            attempt = self.attempts.begin(ctx, candidate, needs.base_prompt_tokens)
+            attempt = self.attempts.begin(ctx, candidate, needs)
             if attempt is None:
                 # Filled up between planning and now: not an attempt, just the next route.
                 self.metrics.capacity_refusals.labels(candidate.route.front_end).inc()

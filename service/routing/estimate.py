@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from service.routing.answer_spread import PRIOR_SIGMA, capped_mean, sigma_from, tail_mean
 
 IMAGE_TOKENS = 1_500
 # The most one image may count for in a hard budget's reservation: above what the vision encoders
@@ -29,8 +31,20 @@ TEMPLATE_ALLOWANCE = 64
 DEFAULT_MAX_OUTPUT = 4_096  # Baseten's default max_tokens
 PRIOR_OUTPUT = 256
 _EMA = 0.05
-# A tenant's own answer lengths count once there are this many of them.
+# Answer lengths spread far more than prompt ratios (a factor of two either way is common): their
+# averages follow about the last two hundred answers, or one in ten would be 15% off.
+_OUTPUT_EMA = 0.01
+# A tenant's own answer lengths count once there are this many of them; so do a reasoning effort's
+# and a model's spread of lengths.
 TENANT_MIN_SAMPLES = 5
+SPREAD_MIN_SAMPLES = 10
+# The spread learns only from answers whose cap was this many times their expectation or more.
+SPREAD_CAP_FACTOR = 4.0
+# A tenant's ratio on one model counts as far as samples / (samples + this); models remembered per tenant.
+PAIR_PRIOR_SAMPLES = 10
+MODELS_PER_TENANT = 64
+# Reasoning efforts remembered (the API's values are a handful; more is not a real effort).
+EFFORT_SLOTS = 16
 # Tenants remembered per process; the least recently seen go first.
 TENANT_SLOTS = 10_000
 # A seeded average counts as at most this many answers: enough to outweigh the prior, few enough
@@ -41,8 +55,41 @@ SEED_MAX_SAMPLES = 50
 @dataclass(slots=True)
 class _Stats:
     prompt_ratio: float = 1.0
-    output_tokens: float = PRIOR_OUTPUT
+    output_tokens: float = PRIOR_OUTPUT  # uncapped answers' mean, at the default reasoning effort
     samples: int = 0
+    # Running means of log(answer / its expectation) and of its square: the spread of answers.
+    log_mean: float = 0.0
+    log_square: float = PRIOR_SIGMA * PRIOR_SIGMA
+    spread_samples: int = 0
+
+    @property
+    def sigma(self) -> float:
+        if self.spread_samples < SPREAD_MIN_SAMPLES:
+            return PRIOR_SIGMA
+        return sigma_from(self.log_mean, self.log_square)
+
+    def add_spread(self, residual: float) -> None:
+        weight = max(_OUTPUT_EMA, 1.0 / (self.spread_samples + 1))
+        self.log_mean += weight * (residual - self.log_mean)
+        self.log_square += weight * (residual * residual - self.log_square)
+        self.spread_samples += 1
+
+
+@dataclass(slots=True)
+class _Ratio:
+    """A running ratio of answers to what was expected without it (a reasoning effort's)."""
+
+    ratio: float = 1.0
+    samples: int = 0
+
+    def add(self, ratio: float) -> None:
+        weight = max(_OUTPUT_EMA, 1.0 / (self.samples + 1))
+        self.ratio += weight * (ratio - self.ratio)
+        self.samples += 1
+
+    @property
+    def value(self) -> float:
+        return self.ratio if self.samples >= TENANT_MIN_SAMPLES else 1.0
 
 
 @dataclass(slots=True)
@@ -56,9 +103,27 @@ class _TenantLength:
     samples: int = 0
     prompt: float = 1.0
     prompt_samples: int = 0
+    # And how it runs on each model against that one ratio (a tenant's answers differ by model too).
+    models: dict[str, _Ratio] = field(default_factory=dict)
+
+    def on_model(self, model: str) -> float:
+        """The ratio for this model, shrunk toward 1 until the pair has answers enough to trust."""
+        own = self.models.get(model)
+        if own is None:
+            return 1.0
+        trust = own.samples / (own.samples + PAIR_PRIOR_SAMPLES)
+        return 1.0 + trust * (own.ratio - 1.0)
+
+    def add_on_model(self, model: str, ratio: float) -> None:
+        own = self.models.get(model)
+        if own is None:
+            if len(self.models) >= MODELS_PER_TENANT:
+                return
+            own = self.models[model] = _Ratio()
+        own.add(ratio)
 
     def add(self, ratio: float) -> None:
-        weight = max(_EMA, 1.0 / (self.samples + 1))
+        weight = max(_OUTPUT_EMA, 1.0 / (self.samples + 1))
         self.ratio += weight * (ratio - self.ratio)
         self.samples += 1
 
@@ -78,6 +143,7 @@ class Calibration:
         self._stats: dict[str, _Stats] = {}
         self._tenants: OrderedDict[Any, _TenantLength] = OrderedDict()
         self._tenant_slots = tenant_slots
+        self._efforts: dict[str, _Ratio] = {}
         self._lock = threading.Lock()
 
     def prompt_ratio(self, model: str, tenant: Any = None) -> float:
@@ -90,15 +156,29 @@ class Calibration:
             ratio *= own.prompt
         return ratio
 
-    def expected_output(self, model: str, requested_max: int | None, tenant: Any = None) -> int:
+    def expected_output(self, model: str, requested_max: int | None, tenant: Any = None,
+                        effort: str | None = None) -> int:
+        """Output tokens to expect: the model's mean, times the tenant's and the reasoning effort's
+        ratios, then what the cap leaves of that on average (a cap near the mean cuts the long
+        answers, so the mean under it is below both)."""
         stats = self._stats.get(model)
-        expected = stats.output_tokens if stats else PRIOR_OUTPUT
+        mean = self._mean(model, stats, tenant, effort)
+        if requested_max is None:
+            return max(1, int(mean))
+        sigma = stats.sigma if stats is not None else PRIOR_SIGMA
+        return max(1, min(requested_max, round(capped_mean(mean, sigma, requested_max))))
+
+    def _mean(self, model: str, stats: _Stats | None, tenant: Any, effort: str | None) -> float:
+        """The uncapped mean for this model, tenant and effort."""
+        mean = stats.output_tokens if stats else PRIOR_OUTPUT
         own = self._tenants.get(tenant) if tenant is not None else None
         if own is not None and own.samples >= TENANT_MIN_SAMPLES:
-            expected *= own.ratio
-        if requested_max is not None:
-            expected = min(expected, requested_max)
-        return max(1, int(expected))
+            mean *= own.ratio * own.on_model(model)
+        return mean * self._effort_ratio(effort)
+
+    def _effort_ratio(self, effort: str | None) -> float:
+        known = self._efforts.get(effort) if effort is not None else None
+        return known.value if known is not None else 1.0
 
     def seed(self, models: dict[str, tuple[float, int]], tenants: dict[Any, tuple[float, int]] | None = None,
              *, max_weight: int = SEED_MAX_SAMPLES) -> None:
@@ -119,23 +199,55 @@ class Calibration:
                 own.ratio, own.samples = float(ratio), min(answers, max_weight)
 
     def observe(self, model: str, estimated_prompt: int, prompt_tokens: int, completion_tokens: int,
-                tenant: Any = None) -> None:
+                tenant: Any = None, *, cap: int | None = None, effort: str | None = None) -> None:
+        """An answer's reported usage. `cap`: the most output tokens it could have had (the client's
+        `max_tokens`, or the upstream's default); an answer that reached it was cut short, and
+        counts as what such answers run to on average, not as its truncated length. `effort`: the
+        reasoning effort the client asked for, whose answers run longer or shorter on every model."""
         if estimated_prompt <= 0 or prompt_tokens <= 0:
             return
         ratio = prompt_tokens / estimated_prompt
         with self._lock:
             stats = self._stats.setdefault(model, _Stats())
-            if tenant is not None and stats.samples >= TENANT_MIN_SAMPLES:
+            expected = self._mean(model, stats, tenant, effort)
+            truncated = cap is not None and completion_tokens >= cap
+            answer = tail_mean(expected, stats.sigma, cap) if truncated and cap is not None else completion_tokens
+            effort_ratio = self._effort_ratio(effort)
+            if stats.samples >= TENANT_MIN_SAMPLES:
                 # Against the model's averages before this answer joined them, once they mean
-                # something (a fresh model's are only the priors).
-                own = self._tenant(tenant)
-                own.add(completion_tokens / max(stats.output_tokens, 1.0))
-                own.add_prompt(ratio / stats.prompt_ratio)
+                # something (a fresh model's are only the priors). The spread too, and only where
+                # the expectation knew the tenant: a newcomer's first answers are surprises of the
+                # average, not of the answers.
+                known = tenant is None or self._known_tenant(tenant)
+                # Answers under a cap near their mean are the short ones only: too narrow a spread.
+                uncut = cap is None or cap >= SPREAD_CAP_FACTOR * expected
+                if uncut and answer > 0 and known:
+                    stats.add_spread(math.log(answer / max(expected, 1.0)))
+                if tenant is not None:
+                    own = self._tenant(tenant)
+                    if own.samples >= TENANT_MIN_SAMPLES:
+                        own.add_on_model(model, answer / max(stats.output_tokens * effort_ratio * own.ratio, 1.0))
+                    own.add(answer / max(stats.output_tokens * effort_ratio * own.on_model(model), 1.0))
+                    own.add_prompt(ratio / stats.prompt_ratio)
+                if effort is not None:
+                    self._effort(effort).add(answer / max(self._mean(model, stats, tenant, None), 1.0))
             # Learn fast at first, then settle into a moving average.
-            weight = max(_EMA, 1.0 / (stats.samples + 1))
-            stats.prompt_ratio += weight * (ratio - stats.prompt_ratio)
-            stats.output_tokens += weight * (completion_tokens - stats.output_tokens)
+            first = 1.0 / (stats.samples + 1)
+            stats.prompt_ratio += max(_EMA, first) * (ratio - stats.prompt_ratio)
+            stats.output_tokens += max(_OUTPUT_EMA, first) * (answer / effort_ratio - stats.output_tokens)
             stats.samples += 1
+
+    def _known_tenant(self, tenant: Any) -> bool:
+        own = self._tenants.get(tenant)
+        return own is not None and own.samples >= TENANT_MIN_SAMPLES
+
+    def _effort(self, effort: str) -> _Ratio:
+        known = self._efforts.get(effort)
+        if known is None:
+            known = _Ratio()
+            if len(self._efforts) < EFFORT_SLOTS:  # past that, learnt from and forgotten
+                self._efforts[effort] = known
+        return known
 
     def _tenant(self, tenant: Any) -> _TenantLength:
         own = self._tenants.get(tenant)

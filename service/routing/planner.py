@@ -122,7 +122,8 @@ class Planner:
             prompt_cost = cost_estimate(needs.base_prompt_tokens, tenant_ratio)
             model_reason = _model_unfit(model, needs, prompt_low)
             uncertain = prompt_ctx + (needs.max_output or 1) > model.context_length
-            expected_out = self.calibration.expected_output(model_id, needs.worst_output, policy.tenant)
+            expected_out = self.calibration.expected_output(model_id, needs.worst_output, policy.tenant,
+                                                            needs.reasoning_effort)
             for route in self.catalog.routes_for(model_id):
                 name = route.name
                 if model_reason is not None:
