@@ -58,6 +58,8 @@ MIN_PROMPT, MID_PROMPT, MAX_PROMPT = 100, 8_000, 150_000
 MAX_TOKENS_CHOICES = (256, 512, 1_024, 2_048, 4_096, 8_192, 16_384)
 PROMPT_NOISE_SIGMA = 0.04
 COMPLETION_SIGMA = 1.0
+# What an upstream stops at when the request sets no max_tokens (Baseten's default, upstreams.md).
+UPSTREAM_DEFAULT_MAX_TOKENS = 4_096
 TENANTS = 50
 TENANT_OUTPUT_SIGMA = 0.8  # spread of the tenants' typical answer lengths (log-normal)
 # Median answer length by reasoning mode: reasoning tokens bill as output.
@@ -168,7 +170,7 @@ class Trace:
         factor = EFFORT_OUTPUT_FACTOR.get(request.reasoning_effort or "medium", 1.0)
         factor *= self.tenant_output[request.tenant]
         completion = round(truth.median_output * factor * math.exp(COMPLETION_SIGMA * request.output_z))
-        limit = min(request.max_tokens or model.max_output_tokens, model.max_output_tokens)
+        limit = min(request.max_tokens or UPSTREAM_DEFAULT_MAX_TOKENS, model.max_output_tokens)
         return prompt, max(1, min(completion, limit))
 
 

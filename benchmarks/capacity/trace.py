@@ -19,7 +19,13 @@ from typing import Any
 import orjson
 
 from benchmarks.capacity.text import ENCODINGS, KINDS, Corpus, Segment, token_count
-from benchmarks.trace import EFFORT_OUTPUT_FACTOR, MAX_TOKENS_CHOICES, MEDIAN_OUTPUT, POPULARITY
+from benchmarks.trace import (
+    EFFORT_OUTPUT_FACTOR,
+    MAX_TOKENS_CHOICES,
+    MEDIAN_OUTPUT,
+    POPULARITY,
+    UPSTREAM_DEFAULT_MAX_TOKENS,
+)
 from service.catalog.model import Catalog, Model
 
 AUTO = "auto"
@@ -214,7 +220,7 @@ class Truth:
         factor = EFFORT_OUTPUT_FACTOR.get(req.reasoning_effort or "medium", 1.0)
         factor *= self.shape.tenants[req.tenant].output_factor * self._pair_factor(req.tenant, model.id)
         completion = round(truth.median_output * factor * math.exp(COMPLETION_SIGMA * req.output_z))
-        limit = min(req.max_tokens or model.max_output_tokens, model.max_output_tokens)
+        limit = min(req.max_tokens or UPSTREAM_DEFAULT_MAX_TOKENS, model.max_output_tokens)
         completion = max(1, min(completion, limit))
         ttft = (0.25 + prompt / truth.prefill_tps) * req.speed_jitter
         seconds = ttft + completion / truth.decode_tps * req.speed_jitter
