@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m ruff check service tests
 	bash scripts/test-deps.sh
+	bash scripts/bench-deps.sh
 	$(BIN)/python -m pytest
 
 # Static checks: mypy --strict on service/ and ruff on service/ and tests/ (settings in pyproject.toml).
