@@ -85,3 +85,8 @@ WEATHER = {
     "description": "Weather for a city.",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
+
+
+def chat_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Chat Completions messages a Messages request becomes."""
+    return translate(payload).chat["messages"]

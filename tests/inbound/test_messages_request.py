@@ -18,12 +18,11 @@ from tests.inbound.support import (
     translate,
     user,
 )
+from tests.inbound.support import (
+    chat_messages as messages,
+)
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP4z8DwHwAFAAIB4n8vbQAAAABJRU5ErkJggg=="
-
-
-def messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return translate(payload).chat["messages"]
 
 
 def test_a_plain_request_keeps_model_and_max_tokens_and_drops_nothing() -> None:

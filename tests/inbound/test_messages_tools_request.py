@@ -22,10 +22,6 @@ from tests.inbound.support import (
 LONG_NAME = "mcp__github__search_repositories_by_topic_and_language_with_pagination"
 
 
-def messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return translate(payload).chat["messages"]
-
-
 def test_custom_tools_become_function_tools() -> None:
     strict_tool = {**WEATHER, "name": "strict_weather", "strict": True}
     request = translate(body(tools=[WEATHER, strict_tool]))
