@@ -24,6 +24,13 @@ def _upper(x: float) -> float:
     return 0.5 * math.erfc(x / _SQRT2)
 
 
+def negligible_cap(sigma: float) -> float:
+    """Caps at or past this multiple of the mean change it by under 0.01%: the mean stands as it is
+    (planning asks for the capped mean of every candidate model; most caps are far above it)."""
+    sigma = min(max(sigma, MIN_SIGMA), MAX_SIGMA)
+    return math.exp(sigma * (4.0 + sigma / 2))
+
+
 def capped_mean(mean: float, sigma: float, cap: float) -> float:
     """E[min(X, cap)] for a log-normal X with mean `mean` and log standard deviation `sigma`."""
     if cap <= 0 or mean <= 0:

@@ -18,7 +18,9 @@ from typing import Any
 
 import orjson
 
-from service.routing.answer_spread import PRIOR_SIGMA, capped_mean, sigma_from, tail_mean
+from service.routing.answer_spread import PRIOR_SIGMA, capped_mean, negligible_cap, sigma_from, tail_mean
+
+_PRIOR_FAR = negligible_cap(PRIOR_SIGMA)
 
 IMAGE_TOKENS = 1_500
 # The most one image may count for in a hard budget's reservation: above what the vision encoders
@@ -61,18 +63,18 @@ class _Stats:
     log_mean: float = 0.0
     log_square: float = PRIOR_SIGMA * PRIOR_SIGMA
     spread_samples: int = 0
-
-    @property
-    def sigma(self) -> float:
-        if self.spread_samples < SPREAD_MIN_SAMPLES:
-            return PRIOR_SIGMA
-        return sigma_from(self.log_mean, self.log_square)
+    # What they give, kept so planning reads them: the log spread, and the cap past which it is moot.
+    sigma: float = PRIOR_SIGMA
+    far: float = _PRIOR_FAR
 
     def add_spread(self, residual: float) -> None:
         weight = max(_OUTPUT_EMA, 1.0 / (self.spread_samples + 1))
         self.log_mean += weight * (residual - self.log_mean)
         self.log_square += weight * (residual * residual - self.log_square)
         self.spread_samples += 1
+        if self.spread_samples >= SPREAD_MIN_SAMPLES:
+            self.sigma = sigma_from(self.log_mean, self.log_square)
+            self.far = negligible_cap(self.sigma)
 
 
 @dataclass(slots=True)
@@ -165,7 +167,9 @@ class Calibration:
         mean = self._mean(model, stats, tenant, effort)
         if requested_max is None:
             return max(1, int(mean))
-        sigma = stats.sigma if stats is not None else PRIOR_SIGMA
+        sigma, far = (stats.sigma, stats.far) if stats is not None else (PRIOR_SIGMA, _PRIOR_FAR)
+        if requested_max >= mean * far:
+            return max(1, int(mean))
         return max(1, min(requested_max, round(capped_mean(mean, sigma, requested_max))))
 
     def _mean(self, model: str, stats: _Stats | None, tenant: Any, effort: str | None) -> float:

@@ -14,7 +14,7 @@ import statistics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.routing.answer_spread import capped_mean, sigma_from, tail_mean
+from service.routing.answer_spread import capped_mean, negligible_cap, sigma_from, tail_mean
 from service.routing.estimate import Calibration
 
 MODEL = "zai-org/GLM-4.7"
@@ -38,6 +38,12 @@ def test_a_cap_leaves_less_than_both_the_mean_and_the_cap(mean: float, sigma: fl
 @given(means, sigmas, caps, st.floats(min_value=1.0, max_value=10.0))
 def test_a_higher_cap_never_leaves_less(mean: float, sigma: float, cap: float, factor: float):
     assert capped_mean(mean, sigma, cap * factor) >= capped_mean(mean, sigma, cap) * (1 - 1e-9)
+
+
+@given(means, sigmas, st.floats(min_value=1.0, max_value=100.0))
+def test_past_the_negligible_cap_the_mean_stands(mean: float, sigma: float, beyond: float):
+    # Planning skips the formula there; it must be because the formula would say the same.
+    assert abs(capped_mean(mean, sigma, mean * negligible_cap(sigma) * beyond) - mean) <= 1e-4 * mean
 
 
 @given(means, sigmas, caps)
