@@ -21,6 +21,7 @@ import pytest
 from service.metering.events import UsageEvent
 from service.metering.ledger import write_batch
 from tests.metering.focus_seed import focus_ledger  # noqa: F401 (a session fixture for the FOCUS tests)
+from tests.metering.usage_ledger import Attributed, build_attributed
 from tests.support import TenantKey, create_tenant_with_key
 
 ADMIN_TOKEN = "test-admin-token-0123456789"  # what tests.support.gateway_env configures
@@ -150,3 +151,15 @@ def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("SWITCHYARD_DATA_DIR", str(tmp_path))
     for name in ("SWITCHYARD_CATALOG", "SWITCHYARD_CATALOG_OVERRIDES"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def attributed(database_url: str) -> Attributed:
+    """Built once: the reads' tests in several modules sum the same rows."""
+    return asyncio.run(build_attributed(database_url))
+
+
+@pytest.fixture(scope="session")
+def http(gateway):
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30) as c:
+        yield c
