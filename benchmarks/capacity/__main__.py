@@ -52,6 +52,13 @@ def render(result: dict[str, Any]) -> str:
             f"{per_call.get('median')} USD/call + {per_second.get('median')} USD/s held; oracle {row['oracle_solver']['status']!r} "
             f"in {row['oracle_solver']['seconds']} s (bound on saving {row['oracle_solver']['bound_saving_usd']}, "
             f"MILP {row['oracle_solver']['milp_saving_usd']} USD)")
+        ref = row.get("online_reference")
+        if ref is not None:
+            lines.append(
+                " " * 26 + f"online reference (knows each request's true saving and call length, and the oracle's own "
+                f"threshold per 5 minutes; decides at arrival): {ref['share_of_oracle_flat_saving_pct']}% of the "
+                f"oracle's flat-fee saving, {ref['gap_to_oracle_pct']}% above the oracle, "
+                f"{ref['flat_fee_calls']} calls")
         lines.append("")
     lines.append(f"run in {result['seconds']['total']} s")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from benchmarks.capacity import oracle
+from benchmarks.capacity import oracle, reference
 from benchmarks.capacity.prices import Prices
 from benchmarks.capacity.simulate import OnlinePolicy, SimClock
 from benchmarks.capacity.text import SEGMENTS_PER_KIND, Corpus, build_corpus
@@ -221,6 +221,8 @@ def run_load(world: World, load: float, per_minute: float, progress: Any = None)
                  choice.chosen, config.rpm * config.keys, config.concurrency * config.keys)
     takes_flat = {candidates[k] for k, taken in enumerate(choice.chosen) if taken}
     row = figures(world, load, per_minute, requests, bests, takes_flat, policies)
+    row["online_reference"] = online_reference(requests, bests, candidates, choice.chosen, config,
+                                               Decimal(row["policies"]["oracle"]["cost_usd"]))
     row["oracle_solver"] = {"status": choice.status, "seconds": round(choice.seconds, 1),
                             "candidates": len(candidates),
                             "bound_saving_usd": round(choice.bound, 4), "milp_saving_usd": round(choice.saving, 4)}
@@ -229,6 +231,29 @@ def run_load(world: World, load: float, per_minute: float, progress: Any = None)
     if progress is not None:
         progress(row)
     return row
+
+
+def online_reference(requests: list[Request], bests: list[Best], candidates: list[int], oracle_chosen: list[bool],
+                     config: Config, oracle_cost: Decimal) -> dict[str, Any]:
+    """The reference rule (reference.py) on the requests with a route besides the flat fee, against
+    the oracle's choice among the same: what deciding at arrival costs even knowing each request."""
+    kept = [k for k, i in enumerate(candidates) if bests[i].alternative is not None]
+    starts = [requests[candidates[k]].at for k in kept]
+    durations = [bests[candidates[k]].flat_seconds or 0.0 for k in kept]
+    savings = [bests[candidates[k]].saving for k in kept]
+    chosen = [oracle_chosen[k] for k in kept]
+    best = reference.best_online(starts, durations, savings, chosen, config.rpm * config.keys,
+                                 config.concurrency * config.keys)
+    oracle_saving = sum(s for s, taken in zip(savings, chosen, strict=True) if taken)
+    short = oracle_saving - best.saving
+    return {
+        "share_of_oracle_flat_saving_pct": round(best.saving / oracle_saving * 100, 2) if oracle_saving else 100.0,
+        "flat_saving_short_usd": round(short, 4),
+        "gap_to_oracle_pct": round(short / float(oracle_cost) * 100, 2) if oracle_cost else 0.0,
+        "flat_fee_calls": sum(best.chosen),
+        "scale": best.scale,
+        "occupancy_power": best.power,
+    }
 
 
 def figures(world: World, load: float, per_minute: float, requests: list[Request], bests: list[Any],

@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.capacity import oracle
+from benchmarks.capacity import oracle, reference
 from benchmarks.capacity.__main__ import render
 from benchmarks.capacity.run import Config, World, run
 from benchmarks.capacity.text import ENCODINGS, build_corpus, token_count
@@ -32,7 +32,10 @@ def test_a_tiny_run_ranks_the_oracle_first_and_prints_its_table():
     assert row["policies"]["greedy"]["plans_with_flat_fee_full"] > 0
     calls = [row["policies"][n]["flat_fee_calls"] for n in ("greedy", "shadow price", "oracle")]
     assert max(calls) <= 60 * 6 + 60  # six minutes at 60 a minute, plus the first window
+    ref = row["online_reference"]
+    assert 0 < ref["flat_fee_calls"] <= max(calls) and ref["gap_to_oracle_pct"] >= -0.5
     table = render(result)
+    assert "online reference" in table
     assert "seed 3" in table and "shadow price" in table and "oracle, no limits" in table
 
 
@@ -56,6 +59,30 @@ def test_the_oracle_is_optimal_within_the_limits(calls, rate, concurrency):
         best = max(best, sum(s for s, m in zip(savings, mask, strict=True) if m))
     assert abs(choice.saving - best) < 1e-6
     assert choice.bound >= choice.saving - 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(_instances, st.integers(1, 3), st.integers(1, 3))
+def test_the_online_reference_keeps_the_limits_and_never_beats_the_oracle(calls, rate, concurrency):
+    calls = sorted(calls)
+    starts, durations, savings = ([c[i] for c in calls] for i in range(3))
+    choice = oracle.allocate(starts, durations, savings, rate, concurrency)
+    best = reference.best_online(starts, durations, savings, choice.chosen, rate, concurrency)
+    oracle.check(starts, durations, best.chosen, rate, concurrency)
+    assert best.saving <= choice.saving + 1e-9
+    assert best.saving == sum(s for s, taken in zip(savings, best.chosen, strict=True) if taken)
+
+
+def test_the_reference_follows_a_threshold_the_oracle_used():
+    # Ten calls a second apart, one second long: no limit binds; the oracle took the five densest.
+    starts = [float(i) for i in range(10)]
+    durations = [1.0] * 10
+    savings = [0.01 * (i % 5 + 1) * (1 if i < 5 else 3) for i in range(10)]
+    taken = [s >= 0.03 for s in savings]
+    thresholds = reference.window_thresholds(starts, savings, taken)
+    assert reference.admit_online(starts, durations, savings, thresholds, 60, 10) == taken
+    # Nothing taken in a window: nothing passes there.
+    assert reference.window_thresholds([0.0, 1.0], [0.5, 0.9], [False, False]) == {0: float("inf")}
 
 
 def test_a_prompt_counts_what_its_segments_count():
