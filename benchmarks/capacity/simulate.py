@@ -119,7 +119,8 @@ class OnlinePolicy:
                                      tenant=req.tenant, cap=needs.worst_output, effort=needs.reasoning_effort)
             self.health.success(route.name, latency=usage.seconds, ttft=usage.ttft, output_tokens=usage.completion)
             if self.quotes is not None and candidate.cost_basis == "quoted" and quotes and route.name in quotes:
-                self.quotes.observe(route.name, quotes[route.name], cost)
+                self.quotes.observe(route.name, quotes[route.name], cost, prompt_tokens=usage.prompt,
+                                    completion_tokens=usage.completion)
             return
         tally.unserved += 1
 

@@ -122,4 +122,5 @@ class QuoteObserver:
     def attempt_ended(self, f: FinishedAttempt) -> None:
         quote = f.candidate.quote
         if quote is not None and f.status == OK and f.cost.source in (CostSource.ENVELOPE, CostSource.RECEIPT):
-            self.accuracy.observe(f.route.name, quote, f.cost.provider_usd)
+            self.accuracy.observe(f.route.name, quote, f.cost.provider_usd, prompt_tokens=f.event.prompt_tokens,
+                                  completion_tokens=f.event.completion_tokens)

@@ -223,13 +223,17 @@ class Planner:
     def _quote_rank(self, route: Route, quote: Decimal, prompt: int, expected_out: int) -> float:
         """What ranking believes a quoted call costs: the quote, corrected by how quotes on this
         route have compared with charges, and leaning on the per-token estimate as far as they
-        have proved inaccurate."""
-        if self.quote_accuracy is None:
+        have proved inaccurate. The estimate is the per-token terms the route's own charges have
+        followed once they are known (the marketplace's real prices), else the catalog's."""
+        accuracy = self.quote_accuracy
+        if accuracy is None:
             return float(quote)
-        view = self.quote_accuracy.view(route.name, quote)
-        if route.estimate is None:
+        view = accuracy.view(route.name, quote)
+        estimate = accuracy.learned_cost(route.name, prompt, expected_out)
+        if estimate is None and route.estimate is not None:
+            estimate = float_cost(route.estimate, prompt, expected_out)
+        if estimate is None:
             return view.corrected
-        estimate = float_cost(route.estimate, prompt, expected_out)
         return view.trust * view.corrected + (1.0 - view.trust) * estimate
 
     def _allocate(self, candidates: list[Candidate], full: list[Candidate], unpriced: list[tuple[int, ...]],

@@ -6,6 +6,14 @@ charged to quoted: its mean corrects a bias, its spread decides how much ranking
 quote rather than on the route's per-token estimate. Both start from the documented promise (an
 exact quote), held as a few pseudo-observations, so a handful of bad quotes cannot flip routing
 and a long run of them wins.
+
+A route with no per-token estimate in the catalog (a model Baseten does not price) has nothing to
+lean on but the quote, and a quote made for the whole max_tokens says little about one answer:
+the same ratio correction fits a long prompt and a short one badly. So each route also learns the
+per-token terms its charges follow, charged = input rate x prompt + output rate x completion, by
+least squares over its recent calls' reported usage; once they are known, they stand in for the
+missing estimate at the request's expected answer length (and for a route that has one, they
+are what the marketplace really charges, which the catalog's Baseten prices only approximate).
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ PRIOR_QUOTES = 4.0
 SPREAD_HALF_TRUST = 0.3
 # Recent quotes count more: the moving averages settle at this weight per observation.
 _EMA = 0.05
+# Calls with usage before a route's learned per-token terms are used.
+MIN_RATE_CALLS = 20
+# Per call, the weight older calls keep in the per-token fit: it follows the last few hundred.
+_RATE_FORGET = 0.995
 
 
 @dataclass(slots=True)
@@ -36,6 +48,42 @@ class _Record:
         self.n += 1.0
 
 
+@dataclass(slots=True)
+class _Rates:
+    """Least squares of charged on (prompt, completion) tokens, without an intercept, older calls
+    forgotten: the sums of the normal equations, in millions of tokens."""
+
+    n: int = 0
+    pp: float = 0.0
+    pc: float = 0.0
+    cc: float = 0.0
+    py: float = 0.0
+    cy: float = 0.0
+
+    def add(self, prompt: float, completion: float, charged: float) -> None:
+        k = _RATE_FORGET
+        self.pp = k * self.pp + prompt * prompt
+        self.pc = k * self.pc + prompt * completion
+        self.cc = k * self.cc + completion * completion
+        self.py = k * self.py + prompt * charged
+        self.cy = k * self.cy + completion * charged
+        self.n += 1
+
+    def solve(self) -> tuple[float, float] | None:
+        """(USD per million prompt tokens, per million completion tokens), or None while the calls
+        seen cannot tell the two apart or the fit says a negative price."""
+        if self.n < MIN_RATE_CALLS:
+            return None
+        det = self.pp * self.cc - self.pc * self.pc
+        if det <= 1e-9 * self.pp * self.cc:
+            return None  # every call had the same mix of prompt and answer
+        rate_in = (self.py * self.cc - self.cy * self.pc) / det
+        rate_out = (self.cy * self.pp - self.py * self.pc) / det
+        if rate_in < 0 or rate_out < 0:
+            return None
+        return rate_in, rate_out
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteView:
     """A quote as the planner ranks it: `corrected` is the quote times the learned bias, `trust`
@@ -48,15 +96,33 @@ class QuoteView:
 class QuoteAccuracy:
     def __init__(self) -> None:
         self._routes: dict[str, _Record] = {}
+        self._rates: dict[str, _Rates] = {}
         self._lock = threading.Lock()
 
-    def observe(self, route: str, quoted: Decimal, charged: Decimal) -> None:
-        """One attempt on `route` that was quoted `quoted` and charged `charged` (USD)."""
+    def observe(self, route: str, quoted: Decimal, charged: Decimal, *, prompt_tokens: int = 0,
+                completion_tokens: int = 0) -> None:
+        """One attempt on `route` that was quoted `quoted` and charged `charged` (USD), for the
+        tokens its usage reported."""
         if quoted <= 0 or charged < 0:
             return
         ratio = math.log(max(float(charged), 1e-9) / float(quoted))
         with self._lock:
             self._routes.setdefault(route, _Record()).add(max(-5.0, min(5.0, ratio)))
+            if prompt_tokens > 0 and completion_tokens >= 0:
+                self._rates.setdefault(route, _Rates()).add(prompt_tokens / 1e6, completion_tokens / 1e6,
+                                                            float(charged))
+
+    def rates(self, route: str) -> tuple[float, float] | None:
+        """The per-token terms `route`'s charges have followed (USD per million prompt and
+        completion tokens), once enough calls show them."""
+        record = self._rates.get(route)
+        return record.solve() if record is not None else None
+
+    def learned_cost(self, route: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        terms = self.rates(route)
+        if terms is None:
+            return None
+        return (terms[0] * prompt_tokens + terms[1] * completion_tokens) / 1e6
 
     def bias(self, route: str) -> float:
         """Charged over quoted, as learned (1.0 before any observation), shrunk toward the promise."""
@@ -80,5 +146,10 @@ class QuoteAccuracy:
         return QuoteView(corrected=float(quote) * self.bias(route), trust=trust)
 
     def snapshot(self) -> dict[str, dict[str, float]]:
-        return {route: {"bias": self.bias(route), "spread": self.spread(route), "observed": r.n}
-                for route, r in list(self._routes.items())}
+        out: dict[str, dict[str, float]] = {}
+        for route, r in list(self._routes.items()):
+            out[route] = {"bias": self.bias(route), "spread": self.spread(route), "observed": r.n}
+            terms = self.rates(route)
+            if terms is not None:
+                out[route]["input_per_mtok"], out[route]["output_per_mtok"] = terms
+        return out

@@ -92,3 +92,29 @@ def test_orthogonal_refuses_more_than_four_stop_sequences_before_calling(client)
         client.chat.completions.create(model=MODEL, messages=HELLO, stop=["a", "b", "c", "d", "e"],
                                        extra_body=pinned("orthogonal"))
     assert info.value.body["param"] == "stop"
+
+
+def test_a_quoted_call_teaches_its_route_the_tokens_it_was_charged_for(client, gateway):
+    from service.gateway.observers import QuoteObserver
+    from service.routing.quotes import QuoteAccuracy
+
+    class Spy(QuoteAccuracy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple] = []
+
+        def observe(self, route, quoted, charged, *, prompt_tokens=0, completion_tokens=0):
+            self.seen.append((route, charged, prompt_tokens, completion_tokens))
+            super().observe(route, quoted, charged, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+    observer = next(o for o in gateway.runtime.attempts.observers if isinstance(o, QuoteObserver))
+    real, observer.accuracy = observer.accuracy, Spy()
+    try:
+        answer, headers = complete(client, "orthogonal", messages=HELLO)
+        seen = observer.accuracy.seen
+    finally:
+        observer.accuracy = real
+    # The dry run's quote, then the call: what the marketplace charged, for the usage the client was shown.
+    assert [(route, prompt, completion) for route, _, prompt, completion in seen] == [
+        (f"orthogonal:{MODEL}", answer.usage.prompt_tokens, answer.usage.completion_tokens)]
+    assert seen[0][1] > 0 and float(headers["x-switchyard-cost-usd"]) > 0
