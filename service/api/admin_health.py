@@ -1,4 +1,5 @@
-"""/admin/routes: each route's health as this process sees it, and a manual reset of its circuit.
+"""/admin/routes: each route's health as this process sees it (with what a quoted route's charges
+have taught, service.routing.quotes), and a manual reset of its circuit.
 
 Circuits, failure windows and capacity slots are kept in each process's memory (service.routing.
 health and capacity), not in the database: these endpoints read and reset the state of the process
@@ -22,6 +23,7 @@ from service.input_limits import check_storable, echo
 from service.routing.capacity import CapacityBoard
 from service.routing.health import HealthBoard
 from service.routing.planner import capacity_group
+from service.routing.quotes import QuoteAccuracy
 
 AdminRequest = Request[Any, Any, Any]
 
@@ -44,7 +46,8 @@ def _capacity(board: CapacityBoard, route: Route) -> dict[str, Any]:
     }
 
 
-def route_json(health: HealthBoard, board: CapacityBoard, route: Route) -> dict[str, Any]:
+def route_json(health: HealthBoard, board: CapacityBoard, route: Route,
+               quotes: QuoteAccuracy | None = None) -> dict[str, Any]:
     status = health.status(route.name)
     return {
         "route": route.name, "model": route.model, "front_end": route.front_end,
@@ -53,12 +56,13 @@ def route_json(health: HealthBoard, board: CapacityBoard, route: Route) -> dict[
         "recent_attempts": status.recent_attempts, "window_seconds": health.config.window_seconds,
         "latency_seconds": status.latency_seconds, "ttft_seconds": status.ttft_seconds,
         "tokens_per_second": status.tokens_per_second, "capacity": _capacity(board, route),
+        "quotes": quotes.record(route.name) if quotes is not None else None,
     }
 
 
 def _listing(rt: Any, routes: list[Route]) -> dict[str, Any]:
     return {"object": "list", "scope": "process", "process_id": os.getpid(),
-            "data": [route_json(rt.health, rt.capacity, r) for r in routes]}
+            "data": [route_json(rt.health, rt.capacity, r, rt.quote_accuracy) for r in routes]}
 
 
 @get("/admin/routes", guards=[admin_guard])

@@ -213,6 +213,14 @@ def _route_schemas() -> dict[str, JsonSchema]:
                                "concurrency_limit": {"type": ["integer", "null"], "description": "Null: unlimited."},
                                "calls_last_minute": INT, "rpm_limit": {"type": ["integer", "null"]},
                                "keys": INT, "has_room": BOOL}}
+    quotes = {"type": ["object", "null"], "description": (
+        "Null until a quoted call on this route has been charged. `bias`: charged over quoted, as learned; "
+        "`spread`: of its log; `trust`: how far ranking believes a quote over the per-token estimate; "
+        "`input_per_mtok`/`output_per_mtok`: the USD per million tokens its charges have followed (null "
+        "until enough calls show them), which then price the route at the expected answer length."),
+        "properties": {"bias": {"type": "number"}, "spread": {"type": "number"}, "observed": {"type": "number"},
+                       "trust": {"type": "number"}, "input_per_mtok": NUMBER_OR_NULL,
+                       "output_per_mtok": NUMBER_OR_NULL}}
     route = {"type": "object", "required": ["route", "model", "front_end", "circuit", "open_for_seconds", "probing",
                                             "recent_failures", "recent_attempts", "window_seconds", "capacity"],
              "properties": {"route": {**STR, "description": "`front_end:model`."}, "model": STR,
@@ -221,7 +229,7 @@ def _route_schemas() -> dict[str, JsonSchema]:
                             "open_for_seconds": {"type": "number", "minimum": 0}, "probing": BOOL,
                             "recent_failures": INT, "recent_attempts": INT, "window_seconds": {"type": "number"},
                             "latency_seconds": NUMBER_OR_NULL, "ttft_seconds": NUMBER_OR_NULL,
-                            "tokens_per_second": NUMBER_OR_NULL, "capacity": capacity}}
+                            "tokens_per_second": NUMBER_OR_NULL, "capacity": capacity, "quotes": quotes}}
     return {
         "RouteHealth": route,
         "RouteHealthList": list_of("RouteHealth", scope={"const": "process"}, process_id=INT),

@@ -145,11 +145,16 @@ class QuoteAccuracy:
         trust = 1.0 / (1.0 + (spread / SPREAD_HALF_TRUST) ** 2)
         return QuoteView(corrected=float(quote) * self.bias(route), trust=trust)
 
-    def snapshot(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for route, r in list(self._routes.items()):
-            out[route] = {"bias": self.bias(route), "spread": self.spread(route), "observed": r.n}
-            terms = self.rates(route)
-            if terms is not None:
-                out[route]["input_per_mtok"], out[route]["output_per_mtok"] = terms
-        return out
+    def record(self, route: str) -> dict[str, float | None] | None:
+        """What `route`'s quoted calls have shown (None before any): charged over quoted, its
+        spread, the calls seen, and the per-token terms once known (USD per million tokens)."""
+        record = self._routes.get(route)
+        if record is None:
+            return None
+        terms = self.rates(route)
+        return {"bias": self.bias(route), "spread": self.spread(route), "observed": record.n,
+                "trust": self.view(route, Decimal(1)).trust,
+                "input_per_mtok": terms[0] if terms else None, "output_per_mtok": terms[1] if terms else None}
+
+    def snapshot(self) -> dict[str, dict[str, float | None]]:
+        return {route: shown for route in list(self._routes) if (shown := self.record(route)) is not None}

@@ -113,3 +113,16 @@ def test_a_bad_reset_is_refused_in_openai_shape(http, body, status, code, param)
 def test_the_route_endpoints_need_the_admin_token(http, method, path):
     assert http.request(method, path).status_code == 401
     assert http.request(method, path, headers={"Authorization": "Bearer wrong"}).status_code in (401, 403)
+
+
+def test_a_quoted_route_shows_what_its_charges_have_taught(gateway, http, client):
+    route = "orthogonal:openai/gpt-oss-120b"
+    before = _routes(http)[route]["quotes"]
+    client.chat.completions.create(model="openai/gpt-oss-120b", messages=HELLO,
+                                   extra_body={"provider": {"only": ["orthogonal"]}})
+    shown = _routes(http)[route]["quotes"]
+    assert shown["observed"] == (before["observed"] if before else 0) + 1
+    assert shown["bias"] > 0 and 0 < shown["trust"] <= 1
+    # One call cannot tell a prompt's price from an answer's: the terms stay unknown.
+    assert (shown["input_per_mtok"], shown["output_per_mtok"]) == (None, None)
+    assert all(r["quotes"] is None for r in _routes(http).values() if r["front_end"] == "xpay")
