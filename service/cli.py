@@ -52,8 +52,17 @@ def run_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     return run_with_connection(work, settings.database_url, settings.data_dir)
 
 
-def serve_forever(host: str, port: int, workers: int, metrics_port: int | None = None) -> None:
-    """The production server: granian, several workers, uvloop, one shared metrics directory."""
+# How long a stopping worker may drain before it is killed: the longest stream the gateway serves
+# (600 s) and a margin, matched by the deployments' grace periods (deploy/).
+DRAIN_SECONDS = 660
+
+
+def serve_forever(host: str, port: int, workers: int, metrics_port: int | None = None,
+                  drain_seconds: int = DRAIN_SECONDS) -> None:
+    """The production server: granian, several workers, uvloop, one shared metrics directory.
+    `drain_seconds` also bounds a worker that hangs while stopping: granian's worker can block in
+    its own stop-signal handler (seen once in a demo's Ctrl+C, with nothing in flight), and only the
+    kill timeout ends it."""
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
@@ -92,18 +101,28 @@ def serve_forever(host: str, port: int, workers: int, metrics_port: int | None =
         loop=Loops.uvloop,
         log_access=False,
         backlog=2048,
-        workers_kill_timeout=660,
+        workers_kill_timeout=drain_seconds,
         # A worker that dies (OOM, a segfault, kill -9) is replaced while the others keep serving; its
         # usage journal is replayed by whichever process claims it first.
         respawn_failed_workers=True,
     ).serve()
 
 
+def _drain_seconds() -> int:
+    raw = os.environ.get("SWITCHYARD_DRAIN_SECONDS", "").strip()
+    if not raw:
+        return DRAIN_SECONDS
+    if not raw.isdigit() or int(raw) < 1:
+        _die(f"SWITCHYARD_DRAIN_SECONDS must be a whole number of seconds, at least 1 (got {raw!r})")
+    return int(raw)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
+    drain = _drain_seconds()
     _, embedded = resolve_database(settings.data_dir)
     try:
-        serve_forever(args.host, args.port, args.workers, settings.metrics_port)
+        serve_forever(args.host, args.port, args.workers, settings.metrics_port, drain_seconds=drain)
     finally:
         if embedded is not None:
             embedded.stop()

@@ -11,6 +11,8 @@ import asyncpg
 
 DEMO_KEYS = {"baseten": "sim-baseten-key", "xpay": "xpay_sk_sim", "orthogonal": "orth_test_sim"}
 ADMIN_TOKEN_ENV = "SWITCHYARD_ADMIN_TOKEN"  # noqa: S105 - the variable's name
+# A worker stopping in the demo is killed after this long (it holds nothing worth draining for).
+DEMO_DRAIN_SECONDS = 5
 
 
 async def _demo_key(database_url: str) -> str:
@@ -112,7 +114,8 @@ Press Ctrl+C to stop.
         flush=True,
     )
     try:
-        serve_forever(host, port, workers=1)
+        # Nothing to drain for: Ctrl+C ends the demo within seconds even if a worker hangs stopping.
+        serve_forever(host, port, workers=1, drain_seconds=DEMO_DRAIN_SECONDS)
     finally:
         standins.stop()
         if embedded is not None:
