@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from service.routing.capacity import WINDOW_SECONDS, CapacityBoard, Clock
+from service.routing.least_squares import DecayingLeastSquares
 from service.routing.slot_value import slot_costs
 
 WINDOW = 300.0
@@ -76,18 +77,13 @@ class HoldModel:
     _SCALE = (1.0, 1e-3, 1e-2)  # thousands of prompt tokens, hundreds of output tokens
 
     def __init__(self) -> None:
-        self._xx = [[0.0] * 3 for _ in range(3)]
-        self._xy = [0.0] * 3
+        self._fit = DecayingLeastSquares(3, _FORGET)
         self.calls = 0
         self._mean = 0.0
-        self._coef: tuple[float, float, float] | None = None
+        self._coef: tuple[float, ...] | None = None
 
     def observe(self, prompt_tokens: int, output_tokens: int, seconds: float) -> None:
-        x = (1.0, prompt_tokens * self._SCALE[1], output_tokens * self._SCALE[2])
-        for i in range(3):
-            for j in range(3):
-                self._xx[i][j] = _FORGET * self._xx[i][j] + x[i] * x[j]
-            self._xy[i] = _FORGET * self._xy[i] + x[i] * seconds
+        self._fit.add((1.0, prompt_tokens * self._SCALE[1], output_tokens * self._SCALE[2]), seconds)
         self.calls += 1
         self._mean += (seconds - self._mean) / min(self.calls, 1_000)
         self._coef = None
@@ -96,29 +92,11 @@ class HoldModel:
         if self.calls < MIN_FIT_CALLS:
             return self._mean if self.calls else default
         if self._coef is None:
-            self._coef = _solve(self._xx, self._xy) or (self._mean, 0.0, 0.0)
+            self._coef = self._fit.solve(ridge=1e-6) or (self._mean, 0.0, 0.0)
         a, b, c = self._coef
         seconds = a + b * prompt_tokens * self._SCALE[1] + c * output_tokens * self._SCALE[2]
         # Never below a tenth of the mean: a fit is not to be trusted outside what it saw.
         return max(seconds, 0.1 * self._mean)
-
-
-def _solve(a: list[list[float]], b: list[float]) -> tuple[float, float, float] | None:
-    """3x3 linear system by Gaussian elimination with a small ridge; None when singular."""
-    m = [[*row, b[i]] for i, row in enumerate(a)]
-    for i in range(3):
-        m[i][i] += 1e-6 * (1.0 + abs(m[i][i]))
-    for col in range(3):
-        pivot = max(range(col, 3), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-12:
-            return None
-        m[col], m[pivot] = m[pivot], m[col]
-        for r in range(3):
-            if r != col:
-                factor = m[r][col] / m[col][col]
-                for k in range(col, 4):
-                    m[r][k] -= factor * m[col][k]
-    return (m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2])
 
 
 class FlatFeeAllocator:

@@ -23,6 +23,8 @@ import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
+from service.routing.least_squares import DecayingLeastSquares
+
 # The documented promise counts as this many exact quotes.
 PRIOR_QUOTES = 4.0
 # A spread of log ratios this wide halves the weight of the quote (about +-30%).
@@ -48,40 +50,16 @@ class _Record:
         self.n += 1.0
 
 
-@dataclass(slots=True)
-class _Rates:
-    """Least squares of charged on (prompt, completion) tokens, without an intercept, older calls
-    forgotten: the sums of the normal equations, in millions of tokens."""
-
-    n: int = 0
-    pp: float = 0.0
-    pc: float = 0.0
-    cc: float = 0.0
-    py: float = 0.0
-    cy: float = 0.0
-
-    def add(self, prompt: float, completion: float, charged: float) -> None:
-        k = _RATE_FORGET
-        self.pp = k * self.pp + prompt * prompt
-        self.pc = k * self.pc + prompt * completion
-        self.cc = k * self.cc + completion * completion
-        self.py = k * self.py + prompt * charged
-        self.cy = k * self.cy + completion * charged
-        self.n += 1
-
-    def solve(self) -> tuple[float, float] | None:
-        """(USD per million prompt tokens, per million completion tokens), or None while the calls
-        seen cannot tell the two apart or the fit says a negative price."""
-        if self.n < MIN_RATE_CALLS:
-            return None
-        det = self.pp * self.cc - self.pc * self.pc
-        if det <= 1e-9 * self.pp * self.cc:
-            return None  # every call had the same mix of prompt and answer
-        rate_in = (self.py * self.cc - self.cy * self.pc) / det
-        rate_out = (self.cy * self.pp - self.py * self.pc) / det
-        if rate_in < 0 or rate_out < 0:
-            return None
-        return rate_in, rate_out
+def _rates(fit: DecayingLeastSquares) -> tuple[float, float] | None:
+    """(USD per million prompt tokens, per million completion tokens), or None while the calls seen
+    are too few, cannot tell the two apart (every one had the same mix of prompt and answer) or
+    say a negative price."""
+    if fit.n < MIN_RATE_CALLS:
+        return None
+    terms = fit.solve(min_relative_pivot=1e-9)
+    if terms is None or terms[0] < 0 or terms[1] < 0:
+        return None
+    return terms[0], terms[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +74,8 @@ class QuoteView:
 class QuoteAccuracy:
     def __init__(self) -> None:
         self._routes: dict[str, _Record] = {}
-        self._rates: dict[str, _Rates] = {}
+        # Per route: charged on (prompt, completion) in millions of tokens, no intercept.
+        self._rates: dict[str, DecayingLeastSquares] = {}
         self._lock = threading.Lock()
 
     def observe(self, route: str, quoted: Decimal, charged: Decimal, *, prompt_tokens: int = 0,
@@ -109,14 +88,16 @@ class QuoteAccuracy:
         with self._lock:
             self._routes.setdefault(route, _Record()).add(max(-5.0, min(5.0, ratio)))
             if prompt_tokens > 0 and completion_tokens >= 0:
-                self._rates.setdefault(route, _Rates()).add(prompt_tokens / 1e6, completion_tokens / 1e6,
-                                                            float(charged))
+                fit = self._rates.get(route)
+                if fit is None:
+                    fit = self._rates[route] = DecayingLeastSquares(2, _RATE_FORGET)
+                fit.add((prompt_tokens / 1e6, completion_tokens / 1e6), float(charged))
 
     def rates(self, route: str) -> tuple[float, float] | None:
         """The per-token terms `route`'s charges have followed (USD per million prompt and
         completion tokens), once enough calls show them."""
-        record = self._rates.get(route)
-        return record.solve() if record is not None else None
+        fit = self._rates.get(route)
+        return _rates(fit) if fit is not None else None
 
     def learned_cost(self, route: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         terms = self.rates(route)

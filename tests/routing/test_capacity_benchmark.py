@@ -43,12 +43,17 @@ _instances = st.lists(st.tuples(st.floats(0.0, 200.0), st.floats(0.5, 120.0), st
                       min_size=1, max_size=9)
 
 
+def _solved(calls, rate, concurrency):
+    """(starts, durations, savings) in start order, and the oracle's choice among them."""
+    calls = sorted(calls)
+    starts, durations, savings = ([c[i] for c in calls] for i in range(3))
+    return starts, durations, savings, oracle.allocate(starts, durations, savings, rate, concurrency)
+
+
 @settings(max_examples=40, deadline=None)
 @given(_instances, st.integers(1, 3), st.integers(1, 3))
 def test_the_oracle_is_optimal_within_the_limits(calls, rate, concurrency):
-    calls = sorted(calls)
-    starts, durations, savings = ([c[i] for c in calls] for i in range(3))
-    choice = oracle.allocate(starts, durations, savings, rate, concurrency)
+    starts, durations, savings, choice = _solved(calls, rate, concurrency)
     oracle.check(starts, durations, choice.chosen, rate, concurrency)
     best = 0.0
     for mask in itertools.product((False, True), repeat=len(calls)):
@@ -64,9 +69,7 @@ def test_the_oracle_is_optimal_within_the_limits(calls, rate, concurrency):
 @settings(max_examples=40, deadline=None)
 @given(_instances, st.integers(1, 3), st.integers(1, 3))
 def test_the_online_reference_keeps_the_limits_and_never_beats_the_oracle(calls, rate, concurrency):
-    calls = sorted(calls)
-    starts, durations, savings = ([c[i] for c in calls] for i in range(3))
-    choice = oracle.allocate(starts, durations, savings, rate, concurrency)
+    starts, durations, savings, choice = _solved(calls, rate, concurrency)
     best = reference.best_online(starts, durations, savings, choice.chosen, rate, concurrency)
     oracle.check(starts, durations, best.chosen, rate, concurrency)
     assert best.saving <= choice.saving + 1e-9
