@@ -43,7 +43,7 @@ from service.gc_tuning import tune_gc
 from service.observability.logging import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings, load_settings
-from service.worker_signals import hold_stop_signals, redeliver_held_stop
+from service.worker_signals import hold_stop_signals, worker_started
 
 log = structlog.get_logger("switchyard.app")
 
@@ -215,4 +215,4 @@ def app_from_env() -> Litestar:
     hold_stop_signals()
     settings = load_settings()
     tune_gc(settings.gc_threshold)
-    return create_app(settings, on_started=redeliver_held_stop)
+    return create_app(settings, on_started=worker_started)

@@ -83,6 +83,10 @@ def serve_forever(host: str, port: int, workers: int, metrics_port: int | None =
     # shorter window before it can take a stop signal: see service.worker_signals). Only now:
     # prometheus_client picks its multiprocess mode from the environment when first imported.
     import service.app  # noqa: F401
+    from service.worker_signals import hold_stop_signals
+
+    # In each forked worker before any of granian's code runs: a stop in that window is kept.
+    os.register_at_fork(after_in_child=hold_stop_signals)
 
     if metrics_port is not None:
         from service.observability.metrics_listener import start_metrics_listener

@@ -22,3 +22,37 @@ def test_a_held_stop_is_delivered_to_the_next_handler():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_stop_between_two_runs_of_the_loop_reaches_the_servers_handler():
+    """granian runs its worker's loop twice (the lifespan's start-up, then serving); uvloop sets a
+    stop that lands between the two aside and acts on it only with the next signal, so the worker
+    served on after its stop (seen in CI). The guard installed at start-up makes it act at once."""
+    import asyncio
+
+    import uvloop
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    loop = uvloop.new_event_loop()
+    seen: list[str] = []
+    try:
+        loop.add_signal_handler(signal.SIGTERM, seen.append, "stop")  # as granian's worker does
+
+        async def start_up() -> None:
+            worker_signals.worker_started()
+
+        loop.run_until_complete(start_up())
+        os.kill(os.getpid(), signal.SIGTERM)  # the loop is not running: between start-up and serving
+
+        async def serve() -> None:
+            for _ in range(100):
+                if seen:
+                    return
+                await asyncio.sleep(0.01)
+
+        loop.run_until_complete(serve())
+        assert seen == ["stop"]
+    finally:
+        loop.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
