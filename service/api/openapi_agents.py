@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.api.openapi_chat import NO_NUL, JsonSchema
+from service.chat.validate_params import MAX_OUTPUT_TOKENS
 
 _TEXT: JsonSchema = {"type": "string", "pattern": NO_NUL, "maxLength": 100_000}
 _NAME: JsonSchema = {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"}
@@ -60,7 +61,8 @@ MESSAGES_REQUEST: JsonSchema = {
                         "additionalProperties": False},
         "thinking": {"oneOf": [
             {"type": "object", "required": ["type", "budget_tokens"], "additionalProperties": False,
-             "properties": {"type": {"const": "enabled"}, "budget_tokens": {"type": "integer", "minimum": 1024}}},
+             "properties": {"type": {"const": "enabled"}, "budget_tokens": {"type": "integer", "minimum": 1024,
+                                                                                  "maximum": MAX_OUTPUT_TOKENS}}},
             {"type": "object", "required": ["type"], "additionalProperties": False,
              "properties": {"type": {"const": "disabled"}}}]},
         "metadata": {"type": "object", "additionalProperties": False,

@@ -25,6 +25,8 @@ from service.chat.validate_params import (
     MAX_METADATA_VALUE_CHARS,
     MAX_OUTPUT_TOKENS,
     MAX_TOKEN_ID,
+    MAX_TOP_K,
+    MAX_TRUNCATE_PROMPT_TOKENS,
     MAX_USER_CHARS,
 )
 from service.chat.validate_provider import MAX_MODELS, SORTS
@@ -227,7 +229,7 @@ def _properties() -> dict[str, JsonSchema]:
                      "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_CHARS,
                                               "pattern": NO_NUL}},
         "best_of": {"type": "integer", "const": 1},
-        "top_k": {"anyOf": [{"type": "integer", "const": -1}, _int(1)]},
+        "top_k": {"anyOf": [{"type": "integer", "const": -1}, _int(1, MAX_TOP_K)]},
         "top_p_min": _num(0, 1),
         "min_p": _num(0, 1),
         "repetition_penalty": _num(0, lo_open=True),
@@ -241,7 +243,7 @@ def _properties() -> dict[str, JsonSchema]:
         "min_tokens": _int(0, MAX_OUTPUT_TOKENS),
         "skip_special_tokens": BOOL,
         "spaces_between_special_tokens": BOOL,
-        "truncate_prompt_tokens": _int(1),
+        "truncate_prompt_tokens": _int(1, MAX_TRUNCATE_PROMPT_TOKENS),
         "echo": BOOL,
         "add_generation_prompt": BOOL,
         "add_special_tokens": BOOL,

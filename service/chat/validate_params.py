@@ -34,6 +34,9 @@ Check = Callable[[object, object], None]
 
 MAX_OUTPUT_TOKENS = 262_144
 MAX_TOKEN_ID = 2**31 - 1
+# vLLM's sampling parameters are held as 32-bit integers; past the vocabulary or the context the
+# value means no cut-off at all, so nothing a model can use is refused.
+MAX_TOP_K = MAX_TRUNCATE_PROMPT_TOKENS = 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
@@ -108,7 +111,7 @@ def _token_ids(name: str) -> Check:
 
 
 def _top_k(value: object, _got: object) -> None:
-    check_int(value, "top_k", -1)
+    check_int(value, "top_k", -1, MAX_TOP_K)
     if value == 0:
         raise bad_value("top_k", "expected -1 (disabled) or a value >= 1, but got 0 instead.")
 
@@ -214,7 +217,7 @@ def stateless_checks() -> dict[str, Check]:
         "repetition_penalty": _number("repetition_penalty", 0, lo_open=True),
         "length_penalty": _number("length_penalty"),
         "min_tokens": _integer("min_tokens", 0, MAX_OUTPUT_TOKENS),
-        "truncate_prompt_tokens": _integer("truncate_prompt_tokens", 1),
+        "truncate_prompt_tokens": _integer("truncate_prompt_tokens", 1, MAX_TRUNCATE_PROMPT_TOKENS),
         "parallel_tool_calls": _boolean("parallel_tool_calls"),
         "early_stopping": _boolean("early_stopping"),
         "include_stop_str_in_output": _boolean("include_stop_str_in_output"),
