@@ -52,6 +52,16 @@ def render(result: dict[str, Any]) -> str:
             f"{per_call.get('median')} USD/call + {per_second.get('median')} USD/s held; oracle {row['oracle_solver']['status']!r} "
             f"in {row['oracle_solver']['seconds']} s (bound on saving {row['oracle_solver']['bound_saving_usd']}, "
             f"MILP {row['oracle_solver']['milp_saving_usd']} USD)")
+        lost = row.get("where_lost")
+        if lost is not None:
+            full, out, extra = lost["full_pool"], lost["priced_out"], lost["taken_instead"]
+            density = lost["median_usd_per_second"]
+            lines.append(
+                " " * 26 + "the oracle's flat-fee calls the allocator did not make: "
+                f"{full['requests']} found the pool full ({full['saving_usd']} USD of saving), "
+                f"{out['requests']} priced out ({out['saving_usd']} USD); its calls the oracle did not make: "
+                f"{extra['requests']} ({extra['saving_usd']} USD); median saving per second held, those a full "
+                f"pool turned away {density['full_pool']} USD, the allocator's {density['allocator']} USD")
         ref = row.get("online_reference")
         if ref is not None:
             lines.append(

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmarks.capacity import oracle, reference
 from benchmarks.capacity.prices import Prices
-from benchmarks.capacity.simulate import OnlinePolicy, SimClock
+from benchmarks.capacity.simulate import OnlinePolicy, PolicyTally, SimClock
 from benchmarks.capacity.text import SEGMENTS_PER_KIND, Corpus, build_corpus
 from benchmarks.capacity.trace import (
     AUTO,
@@ -221,6 +221,7 @@ def run_load(world: World, load: float, per_minute: float, progress: Any = None)
                  choice.chosen, config.rpm * config.keys, config.concurrency * config.keys)
     takes_flat = {candidates[k] for k, taken in enumerate(choice.chosen) if taken}
     row = figures(world, load, per_minute, requests, bests, takes_flat, policies)
+    row["where_lost"] = where_lost(bests, takes_flat, shadow.tally)
     row["online_reference"] = online_reference(requests, bests, candidates, choice.chosen, config,
                                                Decimal(row["policies"]["oracle"]["cost_usd"]))
     row["oracle_solver"] = {"status": choice.status, "seconds": round(choice.seconds, 1),
@@ -253,6 +254,32 @@ def online_reference(requests: list[Request], bests: list[Best], candidates: lis
         "flat_fee_calls": sum(best.chosen),
         "scale": best.scale,
         "occupancy_power": best.power,
+    }
+
+
+def where_lost(bests: list[Best], takes_flat: set[int], tally: PolicyTally) -> dict[str, Any]:
+    """Where the allocator's flat-fee saving falls short of the oracle's, over the requests with a
+    route besides the flat fee: the oracle's calls it did not make, split by whether its plan found
+    the pool full or priced the call out, against its calls the oracle did not make; and the saving
+    per second held of the calls a full pool turned away against its own."""
+    def saving(indices: set[int]) -> float:
+        return round(sum(bests[i].saving for i in indices), 2)
+
+    def median_density(indices: set[int]) -> float | None:
+        densities = [bests[i].saving / bests[i].flat_seconds for i in indices if bests[i].flat_seconds]
+        return round(statistics.median(densities), 5) if densities else None
+
+    priced = {i for i, b in enumerate(bests) if b.alternative is not None and b.flat_seconds is not None}
+    missed = (takes_flat - tally.took_flat) & priced
+    full = missed & tally.found_full
+    priced_out = missed - full
+    extra = (tally.took_flat - takes_flat) & priced
+    return {
+        "full_pool": {"requests": len(full), "saving_usd": saving(full)},
+        "priced_out": {"requests": len(priced_out), "saving_usd": saving(priced_out)},
+        "taken_instead": {"requests": len(extra), "saving_usd": saving(extra)},
+        "median_usd_per_second": {"full_pool": median_density(full),
+                                  "allocator": median_density(tally.took_flat & priced)},
     }
 
 

@@ -46,6 +46,8 @@ class PolicyTally:
     front_ends: Counter = field(default_factory=Counter)
     unserved: int = 0
     wanted_flat_but_full: int = 0  # plans whose flat-fee route was excluded for capacity
+    found_full: set[int] = field(default_factory=set)  # the requests those plans were for
+    took_flat: set[int] = field(default_factory=set)  # the requests served by a flat-fee call
     context_refused: int = 0  # attempts the upstream refused as too long (then fallen back)
     thresholds: list[tuple[float, float]] = field(default_factory=list)  # (per call, per second) USD
 
@@ -94,6 +96,7 @@ class OnlinePolicy:
         tally = self.tally
         if any(e.code == "at_capacity" for e in plan.excluded):
             tally.wanted_flat_but_full += 1
+            tally.found_full.add(req.index)
         for candidate in plan.candidates[:MAX_ATTEMPTS]:
             route = candidate.route
             model = self.catalog.models[route.model]
@@ -113,7 +116,9 @@ class OnlinePolicy:
                                         usage.completion))
             tally.cost[req.index] = cost
             tally.front_ends[route.front_end] += 1
-            tally.flat_calls += route.pricing.kind == "flat"
+            if route.pricing.kind == "flat":
+                tally.flat_calls += 1
+                tally.took_flat.add(req.index)
             # What the gateway learns from every answer.
             self.calibration.observe(route.model, needs.base_prompt_tokens, usage.prompt, usage.completion,
                                      tenant=req.tenant, cap=needs.worst_output, effort=needs.reasoning_effort)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from benchmarks.capacity import oracle, reference
 from benchmarks.capacity.__main__ import render
-from benchmarks.capacity.run import Config, World, run
+from benchmarks.capacity.run import Best, Config, World, run, where_lost
+from benchmarks.capacity.simulate import PolicyTally
 from benchmarks.capacity.text import ENCODINGS, build_corpus, token_count
 from benchmarks.capacity.trace import build_requests, pick_segments
 
@@ -35,7 +36,9 @@ def test_a_tiny_run_ranks_the_oracle_first_and_prints_its_table():
     ref = row["online_reference"]
     assert 0 < ref["flat_fee_calls"] <= max(calls) and ref["gap_to_oracle_pct"] >= -0.5
     table = render(result)
-    assert "online reference" in table
+    assert "online reference" in table and "found the pool full" in table
+    lost = row["where_lost"]
+    assert lost["full_pool"]["requests"] + lost["priced_out"]["requests"] <= calls[2]
     assert "seed 3" in table and "shadow price" in table and "oracle, no limits" in table
 
 
@@ -109,3 +112,21 @@ def test_the_trace_is_the_same_for_a_seed():
     again = build_requests(world.catalog, world.corpus, world.shape, world.truth, 120.0, 4)
     assert first == again and len(first) > 200
     assert first[10].body(world.corpus, world.shape) == again[10].body(world.corpus, world.shape)
+
+
+def test_where_lost_splits_the_oracles_calls_the_allocator_did_not_make():
+    usd = Decimal
+    bests = [
+        Best(usd("0.05"), 10.0, None),  # 0: the oracle's; the allocator found the pool full
+        Best(usd("0.03"), 5.0, None),  # 1: the oracle's; priced out
+        Best(usd("0.02"), 2.0, None),  # 2: the allocator's, not the oracle's
+        Best(None, 5.0, None),  # 3: only the flat fee serves it: no saving to compare
+        Best(usd("0.05"), 8.0, None),  # 4: both made it
+        Best(usd("0.05"), None, None),  # 5: the flat fee cannot serve it
+    ]
+    tally = PolicyTally(found_full={0, 3}, took_flat={2, 4})
+    lost = where_lost(bests, {0, 1, 3, 4}, tally)
+    assert lost["full_pool"] == {"requests": 1, "saving_usd": 0.04}
+    assert lost["priced_out"] == {"requests": 1, "saving_usd": 0.02}
+    assert lost["taken_instead"] == {"requests": 1, "saving_usd": 0.01}
+    assert lost["median_usd_per_second"] == {"full_pool": 0.004, "allocator": round((0.01 / 2 + 0.04 / 8) / 2, 5)}
