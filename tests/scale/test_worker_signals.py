@@ -56,3 +56,38 @@ def test_a_stop_between_two_runs_of_the_loop_reaches_the_servers_handler():
         loop.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_worker_forked_by_serve_holds_stop_signals_from_the_fork(tmp_path):
+    """Between granian's fork and our factory a worker ran the master's handler; `serve` now has
+    every forked child hold stop signals from its first instruction. In a subprocess: the fork
+    hook, once registered, stays for the whole process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, signal, sys
+        import granian
+        from service import cli, worker_signals
+
+        class FakeGranian:
+            def __init__(self, *args, **kwargs):
+                pass
+
+            def serve(self):
+                pid = os.fork()
+                if pid == 0:  # the worker, before granian or the factory have run anything
+                    held = signal.getsignal(signal.SIGTERM) is worker_signals._hold
+                    os.kill(os.getpid(), signal.SIGTERM)  # kept, not acted on
+                    os._exit(0 if held and worker_signals._held == [signal.SIGTERM] else 3)
+                _, status = os.waitpid(pid, 0)
+                sys.exit(os.waitstatus_to_exitcode(status))
+
+        granian.Granian = FakeGranian
+        cli.serve_forever("127.0.0.1", 0, workers=1)
+    """)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
