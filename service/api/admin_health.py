@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 
 from service.api.admin_input import MAX_NAME, json_object
-from service.api.common import json_body, json_response, runtime
+from service.api.common import json_response, optional_json_body, runtime
 from service.auth.admin_token import admin_guard
 from service.catalog.model import Route
 from service.errors import GatewayError, invalid
@@ -90,8 +90,7 @@ def _route_named(routes: tuple[Route, ...], body: dict[str, Any]) -> Route | Non
 async def reset_routes(request: AdminRequest) -> Response[bytes]:
     """Close the circuit of one route (`{"route": name}`) or of every route, on this process only."""
     rt = runtime(request)
-    raw = await request.body()
-    body = json_object(await json_body(request) if raw.strip() else {}, ("route",))
+    body = json_object(await optional_json_body(request), ("route",))
     routes = rt.catalog.routes
     route = _route_named(routes, body)
     rt.health.reset(route.name if route is not None else None)

@@ -26,7 +26,7 @@ from service.api.admin_input import (
     optional_limit,
     path_ref,
 )
-from service.api.common import ApiRequest, json_body, json_response, runtime
+from service.api.common import ApiRequest, json_body, json_response, optional_json_body, runtime
 from service.auth import key_lifecycle, projects, tenants
 from service.auth.admin_token import admin_guard
 from service.auth.cache import AuthCache, notify_key_changed
@@ -103,8 +103,7 @@ async def key_or_404(conn: Db, ref: str) -> tenants.KeyRecord:
 
 @post("/admin/tenants/{tenant:str}/keys", guards=[admin_guard], status_code=201)
 async def create_key(request: ApiRequest, tenant: FromPath[str]) -> Response[bytes]:
-    raw = await request.body()
-    changes = key_changes(await json_body(request) if raw.strip() else {}, runtime(request).catalog)
+    changes = key_changes(await optional_json_body(request), runtime(request).catalog)
     async with database(request).acquire() as conn:
         record = await tenant_or_404(conn, tenant)
         fields = await resolve_project(conn, changes, record)
@@ -153,8 +152,7 @@ def grace_period(body: Any) -> timedelta:
 @post("/admin/keys/{key:str}/rotate", guards=[admin_guard], status_code=201)
 async def rotate_key(request: ApiRequest, key: FromPath[str]) -> Response[bytes]:
     rt = runtime(request)
-    raw = await request.body()
-    grace = grace_period(await json_body(request) if raw.strip() else {})
+    grace = grace_period(await optional_json_body(request))
     async with database(request).acquire() as conn:
         record = await key_or_404(conn, key)
         try:

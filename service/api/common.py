@@ -64,12 +64,22 @@ async def authenticate_key(rt: Runtime, key: str) -> Principal:
     return principal
 
 
-async def json_body(request: ApiRequest, *, empty: Any = None) -> Any:
-    """The decoded JSON body; `empty` (when given) stands for a body with nothing but whitespace."""
+async def json_body(request: ApiRequest) -> Any:
+    """The decoded JSON body."""
     check_content_type(request.headers.get("content-type", ""))
+    return decode_json(await request.body())
+
+
+async def optional_json_body(request: ApiRequest) -> Any:
+    """The decoded JSON body, or {} when there is none at all. Whitespace alone is not JSON text
+    (RFC 8259) and is refused like any other body that does not parse."""
     raw = await request.body()
-    if empty is not None and not raw.strip():
-        return empty
+    if not raw:
+        return {}
+    check_content_type(request.headers.get("content-type", ""))
+    if not raw.strip():
+        raise GatewayError(400, "The request body is only whitespace; send a JSON object or no body.",
+                           code="invalid_json")
     return decode_json(raw)
 
 

@@ -160,6 +160,6 @@ MESSAGES_REQUEST = _nullable_optionals(MESSAGES_REQUEST)
 COUNT_TOKENS_REQUEST = _nullable_optionals(COUNT_TOKENS_REQUEST)
 RESPONSES_REQUEST = _nullable_optionals(RESPONSES_REQUEST)
 
-MESSAGES_EXAMPLE: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 256,
+MESSAGES_EXAMPLE: dict[str, Any] = {"model": "claude-sonnet-5-5", "max_tokens": 256,
                                     "messages": [{"role": "user", "content": "Hello"}]}
 RESPONSES_EXAMPLE: dict[str, Any] = {"model": "openai/gpt-oss-120b", "input": "Hello", "store": False}

@@ -43,3 +43,17 @@ def test_a_whole_float_grace_period_is_that_many_seconds(admin, database_url):
     rotated = admin.post(f"/admin/keys/{tenant.key_prefix}/rotate", json={"grace_seconds": 465.0})
     assert rotated.status_code == 201, rotated.text
     assert rotated.json()["previous_prefix"] == tenant.key_prefix
+
+
+@pytest.mark.parametrize("where", ["keys", "rotate", "reset"])
+def test_an_optional_body_is_absent_or_json_and_whitespace_is_neither(admin, database_url, where):
+    # The fuzzer sent "\n" as application/json: not JSON text (RFC 8259), yet taken as no body.
+    tenant = create_tenant_with_key(database_url)
+    url = {"keys": f"/admin/tenants/{tenant.tenant_id}/keys", "rotate": f"/admin/keys/{tenant.key_prefix}/rotate",
+           "reset": "/admin/routes/reset"}[where]
+    json_type = {"Content-Type": "application/json"}
+    for blank in (b"\n", b"  \r\n\t"):
+        refused = admin.post(url, content=blank, headers=json_type)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "invalid_json"
+    assert admin.post(url, content=b"", headers=json_type).status_code in (200, 201)  # no body: the defaults

@@ -40,7 +40,7 @@ def _cost(usage: object) -> Decimal:
 
 def test_create_with_a_claude_name_is_served_by_an_open_model_and_billed(sdk, database_url):
     raw = sdk.messages.with_raw_response.create(
-        model="claude-sonnet-4-5", max_tokens=256, messages=[{"role": "user", "content": "Say hello."}])
+        model="claude-sonnet-5-5", max_tokens=256, messages=[{"role": "user", "content": "Say hello."}])
     message = raw.parse()
     assert message.type == "message" and message.role == "assistant"
     assert message.content and message.content[-1].type == "text" and message.content[-1].text
@@ -49,7 +49,7 @@ def test_create_with_a_claude_name_is_served_by_an_open_model_and_billed(sdk, da
     assert message.model == served and not served.startswith("claude")
     rows = _rows(database_url, raw.headers["x-request-id"])
     assert len(rows) == 1 and rows[0]["api"] == "messages" and rows[0]["status"] == "ok"
-    assert rows[0]["requested_model"] == "claude-sonnet-4-5" and rows[0]["served_model"] == served
+    assert rows[0]["requested_model"] == "claude-sonnet-5-5" and rows[0]["served_model"] == served
     assert rows[0]["billed_usd"] == _cost(message.usage) == Decimal(raw.headers["x-switchyard-cost-usd"])
     assert message.usage.output_tokens == rows[0]["completion_tokens"]
 
@@ -108,9 +108,9 @@ def test_thinking_comes_back_as_thinking_blocks(sdk):
 
 
 def test_count_tokens_answers_from_the_estimator(sdk):
-    short = sdk.messages.count_tokens(model="claude-sonnet-4-5",
+    short = sdk.messages.count_tokens(model="claude-sonnet-5-5",
                                       messages=[{"role": "user", "content": "Hi"}])
-    long = sdk.messages.count_tokens(model="claude-sonnet-4-5",
+    long = sdk.messages.count_tokens(model="claude-sonnet-5-5",
                                      messages=[{"role": "user", "content": "Hello there. " * 500}])
     assert 0 < short.input_tokens < long.input_tokens
 
@@ -118,11 +118,11 @@ def test_count_tokens_answers_from_the_estimator(sdk):
 def test_errors_map_to_the_sdks_exception_classes(gateway, sdk, tenant, database_url):
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=gateway.url, api_key="sk-sy-" + "x" * 40, max_retries=0).messages.create(
-            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+            model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     with pytest.raises(anthropic.NotFoundError):
         sdk.messages.create(model="no-such/model", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     with pytest.raises(anthropic.BadRequestError) as bad:
-        sdk.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+        sdk.messages.create(model="claude-sonnet-5-5", max_tokens=10,
                             messages=[{"role": "user", "content": [{"type": "document", "source": {
                                 "type": "text", "media_type": "text/plain", "data": "x"}}]}])
     assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"
@@ -132,7 +132,7 @@ def test_errors_map_to_the_sdks_exception_classes(gateway, sdk, tenant, database
 
     def ask_until_refused() -> None:
         for _ in range(20):  # until the notification has evicted the cached key
-            sdk.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+            sdk.messages.create(model="claude-sonnet-5-5", max_tokens=10,
                                 messages=[{"role": "user", "content": "x"}])
 
     with pytest.raises(anthropic.APIStatusError) as spent:
@@ -148,8 +148,8 @@ def test_aliases_are_listed_and_retrieved(gateway, tenant):
         listing = client.models.with_raw_response.list().parse()
         aliases = listing.model_extra["aliases"]
         assert {"match": "claude-*", "to": "coding"} in aliases
-        claude = client.models.retrieve("claude-sonnet-4-5")
-        assert claude.id == "claude-sonnet-4-5" and claude.model_extra["alias_of"] == "coding"
+        claude = client.models.retrieve("claude-sonnet-5-5")
+        assert claude.id == "claude-sonnet-5-5" and claude.model_extra["alias_of"] == "coding"
         assert claude.model_extra["models"]  # the pool's members
     finally:
         client.close()
