@@ -284,7 +284,10 @@ def _tenants_and_keys() -> dict[str, Any]:
                         parameters=[key], body=ref("KeyPatch"),
                         description="Holds on every process from the next request."),
             "delete": op("Revoke a key", "admin", {200: ok("The revoked key.", ref("Key"))}, (400, 403, 404),
-                         security=ADMIN, parameters=[key]),
+                         security=ADMIN, parameters=[key],
+                         description="The key stops authenticating at once, on every process. Its record is "
+                                     "kept, and GET shows it with `revoked_at`: usage rows and billing "
+                                     "exports name it."),
         },
         "/admin/keys/{key}/rotate": {"post": op(
             "Rotate a key", "admin", {201: ok("The key with its new secret, shown this once.", ref("KeyCreated"))},

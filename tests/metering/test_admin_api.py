@@ -210,6 +210,8 @@ def test_revoke_takes_effect_on_the_very_next_request(admin, anon):
     assert anon.get("/v1/models", headers={"authorization": f"Bearer {second['key']}"}).status_code == 200
     listed = {k["id"]: k for k in admin.get(f"/admin/tenants/{t['id']}/keys").json()["data"]}
     assert listed[first["id"]]["revoked_at"] == revoked_at and listed[second["id"]]["revoked_at"] is None
+    # The record stays readable, as the document says: usage rows and billing exports name the key.
+    assert admin.get(f"/admin/keys/{first['id']}").json()["revoked_at"] == revoked_at
 
 
 def test_revoking_an_unknown_key_is_404(admin):
