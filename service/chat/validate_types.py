@@ -199,11 +199,12 @@ def check_int(value: object, param: str, lo: int | None = None, hi: int | None =
     number = as_int(value)
     if number is None:
         if type(value) is float and value.is_integer():  # a whole number too big to read exactly
-            if value > 0 and hi is not None:
+            if hi is not None and value > hi:
                 raise bad_value(param, f"expected a value <= {hi}, but got {show(value)} instead.")
-            if value < 0 and lo is not None:
+            if lo is not None and value < lo:
                 raise bad_value(param, f"expected a value >= {lo}, but got {show(value)} instead.")
-            raise bad_value(param, f"{show(value)} is too large an integer to be read exactly.")
+            raise bad_value(param, f"{show(value)} cannot be read as an exact integer; send it without a "
+                                   "fraction or an exponent.")
         raise wrong_type(param, "an integer", value)
     value = number
     if lo is not None and value < lo:
