@@ -10,9 +10,11 @@ The prices come from the recent window's demand: the saving and expected hold of
 that wanted the flat fee. They are the prices at which the requests worth serving would just fill
 the pool's capacity over that window (calls a minute, and slot-seconds); with demand below
 capacity both are zero and every saving is taken, and they fall as soon as the keys have room to
-spare. A call's hold is predicted from its prompt and expected answer (seconds = a + b x prompt
-+ c x output, fitted to the calls served), since the longest calls, often the long answers, tie a
-slot up for a minute for the same flat fee.
+spare. The slots' price counts arrivals over the last minute only (a burst lasts minutes, and a
+count over the whole window trails it), the savings over the whole window. A call's hold is
+predicted from its prompt and expected answer (seconds = a + b x prompt + c x output, fitted to the
+calls served), since the longest calls, often the long answers, tie a slot up for a minute for the
+same flat fee.
 
 Capacity is the pool's: every key with its own rate and concurrency. With several gateway
 processes each configures its own share of every key (capacity.split_limits): the shares are
@@ -41,6 +43,9 @@ RATE_USE = 0.95
 # so a busy slot costs this share of what it computes (0.5-0.7 did best on the capacity benchmark's
 # seeds; 1.0 left slots idle).
 SLOT_COST_SHARE = 0.7
+# The slots' price reads the arrival rate from the last minute only (the rewards from the whole
+# window): bursts last minutes, and a rate over the window trails them.
+RATE_SECONDS = 60.0
 # Before calls have been timed, a call is assumed to hold its slot this long (xpay answers are buffered).
 DEFAULT_HOLD = 10.0
 # Recompute the prices at most this often: cheap, but not on every request.
@@ -214,7 +219,9 @@ class FlatFeeAllocator:
         mean_hold = held / len(demand)
         rewards = [(top if math.isinf(s) else s) * mean_hold / h if h > 0 else top for _, s, h in demand]
         self._mean_hold = mean_hold
-        self._slot_costs = slot_costs(rewards, len(demand) / span, mean_hold, int(slots))
+        recent = min(span, RATE_SECONDS)
+        arrivals = sum(1 for t, _, _ in demand if t > now - recent) / recent
+        self._slot_costs = slot_costs(rewards, arrivals, mean_hold, int(slots))
 
     def _busy(self) -> int:
         return sum(k.inflight for k in self.board.keys(self.group))

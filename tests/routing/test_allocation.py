@@ -209,3 +209,26 @@ def test_the_hold_of_a_call_is_learned_per_route():
     assert abs(allocator.expected_hold(50_000, 1_000, "xpay:slow") - 38.0) < 1.0
     # A route with no calls of its own falls back on the pool's fit, between the two.
     assert 15.3 < allocator.expected_hold(50_000, 1_000, "xpay:new") < 38.0
+
+
+def test_a_burst_raises_the_slot_price_before_the_window_catches_up():
+    """The same demand priced higher when it all came in the last minute than when it was spread over
+    the five-minute window: bursts last minutes, and a rate counted over the whole window trails them."""
+    def slot_price(arrivals: list[float]) -> float:
+        clock = Clock()
+        board = pool([KeyLimits(6_000, 10)], clock)  # the slots bind, not the rate
+        allocator = FlatFeeAllocator(board, "xpay", clock=clock)
+        rng = random.Random(3)
+        start = clock.now
+        for at in arrivals:
+            clock.now = start + at
+            allocator.consider(rng.uniform(0.001, 0.05), prompt_tokens=1_000, output_tokens=100)
+        clock.now = start + 302.5
+        for _ in range(9):
+            assert board.acquire_slot("xpay", "xpay:m") is not None
+        return allocator.prices().per_second
+
+    trickle = [10.0 * i + 5.0 for i in range(24)]  # the window's first four minutes: one every 10 s
+    spread = sorted(trickle + [5.0 + i * 0.49 for i in range(600)])
+    burst = trickle + [242.5 + i * 0.099 for i in range(600)]
+    assert slot_price(burst) > 1.25 * slot_price(spread) > 0
