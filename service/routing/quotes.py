@@ -74,8 +74,10 @@ class QuoteView:
 class QuoteAccuracy:
     def __init__(self) -> None:
         self._routes: dict[str, _Record] = {}
-        # Per route: charged on (prompt, completion) in millions of tokens, no intercept.
+        # Per route: charged on (prompt, completion) in millions of tokens, no intercept; and its
+        # solution, solved once per charge rather than on every plan that ranks the route.
         self._rates: dict[str, DecayingLeastSquares] = {}
+        self._terms: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def observe(self, route: str, quoted: Decimal, charged: Decimal, *, prompt_tokens: int = 0,
@@ -92,12 +94,16 @@ class QuoteAccuracy:
                 if fit is None:
                     fit = self._rates[route] = DecayingLeastSquares(2, _RATE_FORGET)
                 fit.add((prompt_tokens / 1e6, completion_tokens / 1e6), float(charged))
+                terms = _rates(fit)
+                if terms is None:
+                    self._terms.pop(route, None)
+                else:
+                    self._terms[route] = terms
 
     def rates(self, route: str) -> tuple[float, float] | None:
         """The per-token terms `route`'s charges have followed (USD per million prompt and
         completion tokens), once enough calls show them."""
-        fit = self._rates.get(route)
-        return _rates(fit) if fit is not None else None
+        return self._terms.get(route)
 
     def learned_cost(self, route: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         terms = self.rates(route)
